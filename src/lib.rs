@@ -1,0 +1,22 @@
+//! vast-supervisor: watches many Vast.ai accounts from one process and tells hosts and renters,
+//! within seconds, what happened to their rentals, machines and instances.
+//!
+//! The crate is laid out by concern (see `docs/ARCHITECTURE.md`):
+//! - [`config`]: files on disk -> validated configuration, with `file:line:col` errors.
+//! - [`vast`]: the HTTP client of the Vast API and its typed rows.
+//! - [`sim`]: a simulated Vast cloud on 127.0.0.1 for tests, the demo and users' tooling.
+//! - [`detect`]: the pure detection core (old state + observation + now -> new state + events).
+//! - [`store`]: durable state and the event outbox in SQLite.
+//! - [`actors`]: the actix actor tree that schedules polls, runs the core and delivers.
+//! - [`notify`]: one renderer and sender per notification service.
+//! - [`event`]: the event vocabulary shared by all of the above.
+
+pub mod actors;
+pub mod config;
+pub mod detect;
+pub mod event;
+pub mod notify;
+pub mod sim;
+pub mod store;
+pub mod util;
+pub mod vast;
