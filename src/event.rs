@@ -289,18 +289,26 @@ mod tests {
             EventKind::expand_filter_name("error").unwrap(),
             vec![EventKind::MachineError, EventKind::MachineOffline]
         );
-        assert_eq!(EventKind::expand_filter_name("all").unwrap().len(), EventKind::ALL.len());
+        assert_eq!(
+            EventKind::expand_filter_name("all").unwrap().len(),
+            EventKind::ALL.len()
+        );
         assert!(EventKind::expand_filter_name("rental_strat").is_none());
     }
 
     #[test]
     fn event_json_matches_spec_shape() {
-        let t = DateTime::parse_from_rfc3339("2026-11-22T19:10:26Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-22T19:10:26Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let e = Event::new(
             "alice:m12345:1",
             EventKind::RentalStart,
             Some("alice".into()),
-            Subject::Machine { id: 12345, name: Some("rig-01".into()) },
+            Subject::Machine {
+                id: 12345,
+                name: Some("rig-01".into()),
+            },
             t,
             "New rental on rig-01",
             "2x GPU",
@@ -316,7 +324,15 @@ mod tests {
         assert_eq!(v["since"], "2026-11-22T19:09:56Z");
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
-        let sup = Event::new("x", EventKind::SupervisorStart, None, Subject::Supervisor, t, "", "");
+        let sup = Event::new(
+            "x",
+            EventKind::SupervisorStart,
+            None,
+            Subject::Supervisor,
+            t,
+            "",
+            "",
+        );
         let v: serde_json::Value = serde_json::from_str(&sup.to_json()).unwrap();
         assert!(v.get("account").is_none());
         assert_eq!(v["subject"], serde_json::json!({"type": "supervisor"}));

@@ -120,7 +120,10 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest candidate to `word`, if it is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
@@ -179,7 +182,10 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(45)), "45s");
         assert_eq!(format_duration(Duration::from_secs(3900)), "1h 5m");
         assert_eq!(format_duration(Duration::from_secs(0)), "0s");
-        assert_eq!(format_duration(Duration::from_secs(2 * 86400 + 3 * 3600 + 7)), "2d 3h");
+        assert_eq!(
+            format_duration(Duration::from_secs(2 * 86400 + 3 * 3600 + 7)),
+            "2d 3h"
+        );
     }
 
     #[test]
@@ -191,7 +197,10 @@ mod tests {
 
     #[test]
     fn hints_and_globs() {
-        assert_eq!(did_you_mean("pol_interval", ["poll_interval", "name"]), Some("poll_interval"));
+        assert_eq!(
+            did_you_mean("pol_interval", ["poll_interval", "name"]),
+            Some("poll_interval")
+        );
         assert_eq!(did_you_mean("zzzzzz", ["poll_interval", "name"]), None);
         assert!(glob_match("train-*", "train-7"));
         assert!(glob_match("a?c", "abc"));

@@ -78,7 +78,10 @@ impl AccountConfig {
         AccountConfig {
             name: name.to_string(),
             api_key: Secret::new(api_key),
-            watch: Watch { machines: true, instances: false },
+            watch: Watch {
+                machines: true,
+                instances: false,
+            },
             machines: None,
             poll_interval: Duration::from_secs(30),
             api_url,

@@ -31,7 +31,9 @@ impl Lenient for f64 {
         }
     }
     fn to_value(&self) -> Value {
-        serde_json::Number::from_f64(*self).map(Value::Number).unwrap_or(Value::Null)
+        serde_json::Number::from_f64(*self)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -41,7 +43,9 @@ impl Lenient for i64 {
             Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.round() as i64)),
             Value::String(s) => {
                 let s = s.trim();
-                s.parse().ok().or_else(|| s.parse::<f64>().ok().map(|f| f.round() as i64))
+                s.parse()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().map(|f| f.round() as i64))
             }
             _ => None,
         }
@@ -309,7 +313,8 @@ mod tests {
 
     #[test]
     fn missing_and_wrong_types_are_none_not_errors() {
-        let m: Machine = serde_json::from_str(r#"{"id": 1, "timeout": "soon", "listed": "maybe"}"#).unwrap();
+        let m: Machine =
+            serde_json::from_str(r#"{"id": 1, "timeout": "soon", "listed": "maybe"}"#).unwrap();
         assert_eq!(m.timeout, None);
         assert_eq!(m.listed, None);
         assert_eq!(m.gpu_occupancy, None);
