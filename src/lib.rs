@@ -20,3 +20,8 @@ pub mod sim;
 pub mod store;
 pub mod util;
 pub mod vast;
+pub mod cli;
+pub mod daemon;
+pub mod demo;
+pub mod logging;
+pub mod control;

@@ -1,1 +1,65 @@
-fn main() {}
+//! The `vast-supervisor` binary: parses the command line, sets up logging and dispatches.
+//! Exit codes (SPEC §3): 0 ok, 1 runtime failure, 2 usage or configuration error, 3 daemon not
+//! reachable.
+
+use clap::Parser;
+use std::process::ExitCode;
+use vast_supervisor::cli::{Cli, Command};
+use vast_supervisor::control::commands;
+use vast_supervisor::{config, daemon, demo, logging, sim};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet_by_default = matches!(cli.command, Command::Demo { .. } | Command::Check);
+    logging::init(cli.log_format, cli.verbose, cli.quiet, quiet_by_default);
+    let result = match cli.command {
+        Command::Check => {
+            let code = config::check_command(&cli.config, &mut std::io::stdout(), &mut std::io::stderr());
+            return ExitCode::from(code as u8);
+        }
+        Command::Run { test_poll_interval, test_offline_grace } => daemon::run(daemon::RunOptions {
+            config_dir: cli.config,
+            poll_interval_override: test_poll_interval,
+            offline_grace_override: test_offline_grace,
+        }),
+        Command::Demo { duration } => demo::run(duration),
+        Command::Status { json } => {
+            let socket = commands::resolve_socket(cli.socket, &cli.config);
+            return client_command(commands::status(&socket, json));
+        }
+        Command::Events { follow, json, limit } => {
+            let socket = commands::resolve_socket(cli.socket, &cli.config);
+            return client_command(commands::events(&socket, follow, json, limit));
+        }
+        Command::Simulate { listen, scenario } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(sim::run_simulate(listen, scenario))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vast-supervisor: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs a control-socket client command and maps its error to SPEC §3's exit codes.
+fn client_command(fut: impl std::future::Future<Output = Result<(), vast_supervisor::control::ClientError>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vast-supervisor: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vast-supervisor: {e}");
+            ExitCode::from(commands::exit_code(&e))
+        }
+    }
+}

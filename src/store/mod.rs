@@ -1,1 +1,29 @@
-//! (module under construction)
+//! Durable state (SPEC §7): per-machine and per-instance snapshots, tracked rentals (inside those
+//! snapshots), the outbox of events and each target's delivery cursor, in one SQLite database
+//! (WAL). Owns the schema and every transaction. Must not interpret states or events: it stores
+//! the JSON the detection core and the actors hand it.
+//!
+//! Applying an observation (new state + its events) is one transaction, so after `kill -9` the
+//! daemon either re-detects the change or finds its events already queued. Event ids are unique in
+//! the outbox, so a change re-detected after a crash is not queued twice.
+//!
+//! [`Store`] is the synchronous layer; [`StoreHandle`] runs it on a dedicated writer thread so
+//! SQLite never blocks the actor threads, and groups concurrent commits into one transaction.
+
+mod db;
+mod handle;
+
+pub use db::{Commit, QueuedEvent, Quarantined, Store};
+pub use handle::StoreHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("state database has schema version {0}, this build understands version 1")]
+    SchemaVersion(String),
+    #[error("state database holds unreadable data: {0}")]
+    Corrupt(String),
+    #[error("state database writer has stopped")]
+    Closed,
+}

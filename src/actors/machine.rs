@@ -1,0 +1,172 @@
+//! One actor per watched machine: holds its detection state, runs the pure core on each row the
+//! account actor hands it, and persists the new state together with its events before adopting it.
+//! A panic inside the core is caught here, counted, and the previous state kept, so one bad row
+//! cannot take the machine (or its account) down.
+
+use crate::detect::{self, Adoption, MachineRules, MachineState, Observation};
+use crate::store::{Commit, StoreHandle};
+use crate::vast::Machine;
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+pub struct MachineActor {
+    account: String,
+    machine_id: u64,
+    state: Option<MachineState>,
+    rules: Arc<MachineRules>,
+    store: StoreHandle,
+    panics: u32,
+}
+
+impl MachineActor {
+    pub fn new(
+        account: String,
+        machine_id: u64,
+        state: Option<MachineState>,
+        rules: Arc<MachineRules>,
+        store: StoreHandle,
+    ) -> MachineActor {
+        MachineActor { account, machine_id, state, rules, store, panics: 0 }
+    }
+}
+
+impl Actor for MachineActor {
+    type Context = Context<Self>;
+}
+
+/// What the account actor learns back from one observation.
+#[derive(Debug, Clone)]
+pub struct ObserveReport {
+    pub machine_id: u64,
+    pub events: usize,
+    pub summary: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("detection panicked on machine {0}; previous state kept")]
+    Panicked(u64),
+    #[error("could not persist machine {machine}: {error}")]
+    Store { machine: u64, error: String },
+}
+
+/// A row from the machine list (or the single-machine lookup).
+#[derive(Message)]
+#[rtype(result = "Result<ObserveReport, ObserveError>")]
+pub struct Observe {
+    pub row: Machine,
+    pub now: DateTime<Utc>,
+    pub adoption: Adoption,
+}
+
+/// The machine was missing from the list; `lookup` is what the single-machine GET returned.
+#[derive(Message)]
+#[rtype(result = "Result<ObserveReport, ObserveError>")]
+pub struct Missing {
+    pub lookup: Option<Machine>,
+    pub now: DateTime<Utc>,
+}
+
+/// The machine's current summary (for status and the startup summary).
+#[derive(Message)]
+#[rtype(result = "Option<serde_json::Value>")]
+pub struct Summary;
+
+impl MachineActor {
+    /// Runs `step` (the pure core), then commits its result; the new state is adopted only once
+    /// the store has it, so a failed commit means the change is detected again next poll.
+    fn run_step(
+        &mut self,
+        step: impl FnOnce(Option<&MachineState>) -> (MachineState, Vec<crate::event::Event>),
+    ) -> ResponseActFuture<Self, Result<ObserveReport, ObserveError>> {
+        let prev = self.state.as_ref();
+        let outcome = catch_unwind(AssertUnwindSafe(|| step(prev)));
+        let (new_state, events) = match outcome {
+            Ok(v) => v,
+            Err(_) => {
+                self.panics += 1;
+                tracing::error!(account = %self.account, machine = self.machine_id, panics = self.panics,
+                    "detection panicked; keeping the previous state");
+                let id = self.machine_id;
+                return Box::pin(async move { Err(ObserveError::Panicked(id)) }.into_actor(self));
+            }
+        };
+        let state_json = match serde_json::to_string(&new_state) {
+            Ok(j) => j,
+            Err(e) => {
+                let id = self.machine_id;
+                return Box::pin(
+                    async move { Err(ObserveError::Store { machine: id, error: e.to_string() }) }
+                        .into_actor(self),
+                );
+            }
+        };
+        for e in &events {
+            tracing::info!(account = %self.account, machine = self.machine_id, kind = %e.kind, "{}", e.title);
+        }
+        let count = events.len();
+        let commit = Commit {
+            account: self.account.clone(),
+            kind: "machine",
+            id: self.machine_id.to_string(),
+            state: Some(state_json),
+            events,
+        };
+        let store = self.store.clone();
+        let machine = self.machine_id;
+        Box::pin(async move { store.apply(vec![commit]).await }.into_actor(self).map(
+            move |result, act, _ctx| match result {
+                Ok(_) => {
+                    let summary = detect::machine_summary(&new_state);
+                    act.state = Some(new_state);
+                    Ok(ObserveReport { machine_id: machine, events: count, summary })
+                }
+                Err(e) => Err(ObserveError::Store { machine, error: e.to_string() }),
+            },
+        ))
+    }
+}
+
+impl Handler<Observe> for MachineActor {
+    type Result = AtomicResponse<Self, Result<ObserveReport, ObserveError>>;
+
+    fn handle(&mut self, msg: Observe, _ctx: &mut Context<Self>) -> Self::Result {
+        let account = self.account.clone();
+        let rules = self.rules.clone();
+        AtomicResponse::new(self.run_step(move |prev| {
+            let obs = Observation { account: &account, now: msg.now, rules: &rules };
+            detect::observe_machine(prev, &msg.row, &obs, msg.adoption)
+        }))
+    }
+}
+
+impl Handler<Missing> for MachineActor {
+    type Result = AtomicResponse<Self, Result<ObserveReport, ObserveError>>;
+
+    fn handle(&mut self, msg: Missing, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(prev_state) = self.state.clone() else {
+            // Never observed: nothing to conclude from its absence.
+            let machine_id = self.machine_id;
+            return AtomicResponse::new(Box::pin(
+                async move { Ok(ObserveReport { machine_id, events: 0, summary: serde_json::Value::Null }) }
+                    .into_actor(self),
+            ));
+        };
+        let account = self.account.clone();
+        let rules = self.rules.clone();
+        AtomicResponse::new(self.run_step(move |_prev| {
+            let obs = Observation { account: &account, now: msg.now, rules: &rules };
+            detect::machine_missing(&prev_state, msg.lookup.as_ref(), &obs)
+        }))
+    }
+}
+
+impl Handler<Summary> for MachineActor {
+    type Result = Option<serde_json::Value>;
+
+    fn handle(&mut self, _msg: Summary, _ctx: &mut Context<Self>) -> Self::Result {
+        self.state.as_ref().map(detect::machine_summary)
+    }
+}

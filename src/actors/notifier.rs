@@ -1,0 +1,322 @@
+//! One actor per notification target. Its delivery loop reads the durable outbox from the target's
+//! own cursor (never an actix mailbox, so a stuck target cannot grow memory), keeps the target's
+//! order, waits on its token bucket, honours 429 `retry_after` exactly, retries transient failures
+//! with jittered exponential backoff until an event is older than `max_age`, and disables the
+//! target on a permanent failure. The cursor advances only after the service accepted the message,
+//! so a crash re-sends (with the same event id) instead of losing. A panic in the loop is caught
+//! and the loop restarts from the stored cursor.
+
+use super::{queue_events, supervisor_event};
+use crate::config::TargetConfig;
+use crate::event::{Event, EventKind};
+use crate::notify::{default_bucket, Notifier, SendError};
+use crate::store::{QueuedEvent, StoreHandle};
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use rand::Rng;
+use serde_json::json;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How many outbox rows one read takes.
+const READ_BATCH: usize = 256;
+/// Transient failures lasting this long raise `target_failing` on the other targets.
+const FAILING_AFTER: Duration = Duration::from_secs(300);
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// What status shows about a target.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub service: String,
+    /// "ok", "retrying" or "disabled".
+    pub state: String,
+    pub cursor: i64,
+    pub sent: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub restarts: u32,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+pub type SharedTargetStatus = Arc<Mutex<TargetStatus>>;
+
+pub struct NotifierActor {
+    target: TargetConfig,
+    store: StoreHandle,
+    http: reqwest::Client,
+    status: SharedTargetStatus,
+}
+
+impl NotifierActor {
+    pub fn new(target: TargetConfig, store: StoreHandle, http: reqwest::Client) -> NotifierActor {
+        let status = Arc::new(Mutex::new(TargetStatus {
+            name: target.name.clone(),
+            service: target.url.service().to_string(),
+            state: "ok".into(),
+            ..Default::default()
+        }));
+        NotifierActor { target, store, http, status }
+    }
+
+    pub fn status(&self) -> SharedTargetStatus {
+        self.status.clone()
+    }
+}
+
+impl Actor for NotifierActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let target = self.target.clone();
+        let store = self.store.clone();
+        let http = self.http.clone();
+        let status = self.status.clone();
+        ctx.spawn(
+            async move {
+                loop {
+                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone()));
+                    match run.catch_unwind().await {
+                        Ok(Exit::Disabled) | Ok(Exit::StoreClosed) => return,
+                        Err(_) => {
+                            let restarts = {
+                                let mut s = lock(&status);
+                                s.restarts += 1;
+                                s.restarts
+                            };
+                            tracing::error!(target = %target.name, restarts, "delivery loop panicked; restarting from the stored cursor");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// Asks for the target's status.
+#[derive(Message)]
+#[rtype(result = "TargetStatus")]
+pub struct GetTargetStatus;
+
+impl Handler<GetTargetStatus> for NotifierActor {
+    type Result = MessageResult<GetTargetStatus>;
+
+    fn handle(&mut self, _msg: GetTargetStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(lock(&self.status).clone())
+    }
+}
+
+/// Stops the target (shutdown or removed by a reload).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopNotifier;
+
+impl Handler<StopNotifier> for NotifierActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopNotifier, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+fn lock(status: &SharedTargetStatus) -> std::sync::MutexGuard<'_, TargetStatus> {
+    // A poisoned lock only means a panic elsewhere; the counters are still usable.
+    status.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+enum Exit {
+    Disabled,
+    StoreClosed,
+}
+
+/// Whether this target should get `event`. A target never receives its own `target_failing`.
+fn wanted(target: &TargetConfig, event: &Event) -> bool {
+    if event.kind == EventKind::TargetFailing
+        && event.data.get("target").and_then(|t| t.as_str()) == Some(target.name.as_str())
+    {
+        return false;
+    }
+    target.wants(event.kind, event.severity, event.account.as_deref())
+}
+
+async fn deliver(target: TargetConfig, store: StoreHandle, http: reqwest::Client, status: SharedTargetStatus) -> Exit {
+    let name = target.name.clone();
+    let mut notifier = match Notifier::new(&target, http) {
+        Ok(n) => n,
+        Err(e) => {
+            disable(&target, &store, &status, &e).await;
+            return Exit::Disabled;
+        }
+    };
+    let mut bucket = default_bucket(target.url.service());
+    let mut latest = store.subscribe();
+    let n = name.clone();
+    let mut cursor = match store.run(move |s| s.cursor_or_init(&n)).await {
+        Ok(c) => c,
+        Err(_) => return Exit::StoreClosed,
+    };
+    lock(&status).cursor = cursor;
+    let mut failing_since: Option<Instant> = None;
+    let mut failing_reported = false;
+    loop {
+        let batch = match store.run(move |s| s.events_after(cursor, READ_BATCH)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(target = %name, error = %e, "cannot read the outbox");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(last_seq) = batch.last().map(|q| q.seq) else {
+            if latest.changed().await.is_err() {
+                return Exit::StoreClosed;
+            }
+            continue;
+        };
+        let Some(first) = batch.iter().position(|q| wanted(&target, &q.event)) else {
+            cursor = advance(&store, &status, &name, last_seq).await;
+            continue;
+        };
+        let (unit, unit_end) = if !target.batch_window.is_zero() {
+            // Wait for the window after the first wanted event, then send everything queued
+            // by then as one digest.
+            let since_event = (Utc::now() - batch[first].event.time).to_std().unwrap_or_default();
+            if since_event < target.batch_window {
+                tokio::time::sleep(target.batch_window - since_event).await;
+            }
+            let all = match store.run(move |s| s.events_after(cursor, READ_BATCH)).await {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            let end = all.last().map(|q| q.seq).unwrap_or(last_seq);
+            (all.into_iter().filter(|q| wanted(&target, &q.event)).collect::<Vec<_>>(), end)
+        } else if target.batch_size > 1 {
+            let unit: Vec<QueuedEvent> = batch[first..]
+                .iter()
+                .filter(|q| wanted(&target, &q.event))
+                .take(target.batch_size)
+                .cloned()
+                .collect();
+            let end = unit.last().map(|q| q.seq).unwrap_or(last_seq);
+            (unit, end)
+        } else {
+            (vec![batch[first].clone()], batch[first].seq)
+        };
+        let mut events: Vec<Event> = unit.into_iter().map(|q| q.event).collect();
+        let mut attempt: u32 = 0;
+        loop {
+            let now = Utc::now();
+            let before = events.len();
+            events.retain(|e| (now - e.time).to_std().unwrap_or_default() <= target.max_age);
+            let dropped = before - events.len();
+            if dropped > 0 {
+                lock(&status).dropped += dropped as u64;
+                tracing::warn!(target = %name, dropped, "events older than max_age dropped");
+                raise_failing(&target, &store, &format!("{dropped} event(s) older than max_age were dropped"), false).await;
+            }
+            if events.is_empty() {
+                break;
+            }
+            loop {
+                match bucket.try_take(std::time::Instant::now()) {
+                    Ok(()) => break,
+                    Err(wait) => tokio::time::sleep(wait).await,
+                }
+            }
+            match notifier.send(&events).await {
+                Ok(delivered) => {
+                    if let Some(hint) = &delivered.rate {
+                        bucket.apply_hint(hint, std::time::Instant::now());
+                    }
+                    let mut s = lock(&status);
+                    s.sent += events.len() as u64;
+                    s.last_success = Some(Utc::now());
+                    s.state = "ok".into();
+                    drop(s);
+                    if failing_reported {
+                        tracing::info!(target = %name, "target delivers again");
+                    }
+                    failing_since = None;
+                    failing_reported = false;
+                    break;
+                }
+                Err(SendError::RateLimited { retry_after }) => {
+                    tracing::info!(target = %name, retry_after_ms = retry_after.as_millis() as u64, "rate limited; waiting as told");
+                    lock(&status).last_error = Some(format!("rate limited, retry after {retry_after:?}"));
+                    tokio::time::sleep(retry_after).await;
+                }
+                Err(SendError::Transient { reason, detail }) => {
+                    attempt += 1;
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    {
+                        let mut s = lock(&status);
+                        s.state = "retrying".into();
+                        s.last_error = Some(format!("{reason}: {detail}"));
+                    }
+                    if !failing_reported && since.elapsed() >= FAILING_AFTER {
+                        failing_reported = true;
+                        raise_failing(&target, &store, &format!("failing for {}s: {reason}: {detail}", since.elapsed().as_secs()), false).await;
+                    }
+                    let backoff = backoff_delay(attempt);
+                    tracing::warn!(target = %name, attempt, reason, error = %detail, backoff_ms = backoff.as_millis() as u64, "send failed; will retry");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(SendError::Permanent { reason, detail }) => {
+                    lock(&status).failed += events.len() as u64;
+                    disable(&target, &store, &status, &format!("{reason}: {detail}")).await;
+                    return Exit::Disabled;
+                }
+            }
+        }
+        cursor = advance(&store, &status, &name, unit_end).await;
+    }
+}
+
+/// Jittered exponential backoff: base * 2^(attempt-1), capped, times a random factor in [0.5, 1.5).
+fn backoff_delay(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    exp.min(BACKOFF_CAP).mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+}
+
+async fn advance(store: &StoreHandle, status: &SharedTargetStatus, name: &str, seq: i64) -> i64 {
+    let n = name.to_string();
+    if let Err(e) = store.run(move |s| s.set_cursor(&n, seq)).await {
+        tracing::error!(target = %name, error = %e, "cannot store the delivery cursor");
+    }
+    lock(status).cursor = seq;
+    seq
+}
+
+async fn disable(target: &TargetConfig, store: &StoreHandle, status: &SharedTargetStatus, why: &str) {
+    tracing::error!(target = %target.name, error = %why, "target disabled after a permanent failure; a reload re-enables it");
+    {
+        let mut s = lock(status);
+        s.state = "disabled".into();
+        s.last_error = Some(why.to_string());
+    }
+    raise_failing(target, store, why, true).await;
+}
+
+async fn raise_failing(target: &TargetConfig, store: &StoreHandle, why: &str, disabled: bool) {
+    let now = Utc::now();
+    let title = if disabled {
+        format!("Target {} disabled", target.name)
+    } else {
+        format!("Target {} is failing", target.name)
+    };
+    let event = supervisor_event(
+        EventKind::TargetFailing,
+        now,
+        title,
+        format!("{} ({}): {why}", target.name, target.url.service()),
+        json!({ "target": target.name, "service": target.url.service(), "disabled": disabled, "error": why }),
+    );
+    queue_events(store, "", vec![event]).await;
+}

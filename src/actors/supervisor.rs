@@ -1,0 +1,277 @@
+//! The root of the actor tree: starts one account actor per configured account and one notifier
+//! actor per target, emits the supervisor events (start, startup summary, stop) and drains the
+//! notifiers on shutdown.
+
+use super::account::{AccountActor, FirstPollDone, GetAccountStatus, StopAccount};
+use super::notifier::{NotifierActor, SharedTargetStatus, StopNotifier};
+use super::{queue_events, supervisor_event};
+use crate::config::{AccountConfig, TargetConfig};
+use crate::detect::MachineRules;
+use crate::event::EventKind;
+use crate::store::StoreHandle;
+use crate::vast::{ClientOptions, VastClient};
+use actix::prelude::*;
+use crate::control::StatusSnapshot;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// How often the status snapshot served by the control socket is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// The startup summary goes out when every account has finished its first poll, or after this.
+const STARTUP_SUMMARY_DEADLINE: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct SupervisorOptions {
+    pub client: ClientOptions,
+    /// How long shutdown waits for notifiers to deliver what is queued.
+    pub flush_timeout: Duration,
+}
+
+impl Default for SupervisorOptions {
+    fn default() -> Self {
+        SupervisorOptions { client: ClientOptions::default(), flush_timeout: Duration::from_secs(5) }
+    }
+}
+
+pub struct Supervisor {
+    accounts_cfg: Vec<AccountConfig>,
+    targets_cfg: Vec<TargetConfig>,
+    store: StoreHandle,
+    http: reqwest::Client,
+    opts: SupervisorOptions,
+    accounts: BTreeMap<String, Addr<AccountActor>>,
+    notifiers: BTreeMap<String, (Addr<NotifierActor>, SharedTargetStatus)>,
+    awaiting_first_poll: BTreeSet<String>,
+    first_polls: Vec<FirstPollDone>,
+    summary_sent: bool,
+    started_at: DateTime<Utc>,
+    status_tx: Option<watch::Sender<StatusSnapshot>>,
+    config_files: Vec<serde_json::Value>,
+}
+
+impl Supervisor {
+    pub fn new(
+        accounts: Vec<AccountConfig>,
+        targets: Vec<TargetConfig>,
+        store: StoreHandle,
+        opts: SupervisorOptions,
+    ) -> Supervisor {
+        let http = crate::vast::shared_http_client(&opts.client);
+        Supervisor {
+            accounts_cfg: accounts,
+            targets_cfg: targets,
+            store,
+            http,
+            opts,
+            accounts: BTreeMap::new(),
+            notifiers: BTreeMap::new(),
+            awaiting_first_poll: BTreeSet::new(),
+            first_polls: Vec::new(),
+            summary_sent: false,
+            started_at: Utc::now(),
+            status_tx: None,
+            config_files: Vec::new(),
+        }
+    }
+
+    /// Publishes a status snapshot into `tx` every second; `config_files` describes the files read.
+    pub fn with_status(mut self, tx: watch::Sender<StatusSnapshot>, config_files: Vec<serde_json::Value>) -> Supervisor {
+        self.status_tx = Some(tx);
+        self.config_files = config_files;
+        self
+    }
+
+    fn publish_status(&mut self, ctx: &mut Context<Self>) {
+        let Some(tx) = self.status_tx.clone() else { return };
+        let accounts: Vec<Addr<AccountActor>> = self.accounts.values().cloned().collect();
+        let targets: Vec<SharedTargetStatus> = self.notifiers.values().map(|(_, s)| s.clone()).collect();
+        let store = self.store.clone();
+        let started_at = self.started_at;
+        let config_files = self.config_files.clone();
+        ctx.spawn(
+            async move {
+                let max_seq = store.run(|s| s.max_seq()).await.unwrap_or(0);
+                let mut account_json = Vec::new();
+                for a in accounts {
+                    if let Ok(st) = a.send(GetAccountStatus).await {
+                        account_json.push(serde_json::to_value(st).unwrap_or_default());
+                    }
+                }
+                let target_json = targets
+                    .iter()
+                    .map(|t| {
+                        let t = t.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        let mut v = serde_json::to_value(&t).unwrap_or_default();
+                        v["queue_depth"] = json!((max_seq - t.cursor).max(0));
+                        v
+                    })
+                    .collect();
+                let now = Utc::now();
+                tx.send_replace(StatusSnapshot {
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    started_at: started_at.to_rfc3339(),
+                    uptime_seconds: (now - started_at).num_seconds().max(0) as u64,
+                    config_files,
+                    accounts: account_json,
+                    targets: target_json,
+                    outbox: json!({ "max_seq": max_seq }),
+                });
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn start_account(&mut self, cfg: AccountConfig, me: Recipient<FirstPollDone>) {
+        let rules = match MachineRules::from_account(&cfg) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(account = %cfg.name, error = %e, "invalid ignore_errors pattern; account not started");
+                return;
+            }
+        };
+        let client = VastClient::new(self.http.clone(), cfg.api_url.clone(), cfg.api_key.clone(), self.opts.client.clone());
+        let name = cfg.name.clone();
+        let actor = AccountActor::new(cfg, client, self.store.clone(), rules, Some(me));
+        self.awaiting_first_poll.insert(name.clone());
+        self.accounts.insert(name, actor.start());
+    }
+
+    fn start_target(&mut self, cfg: TargetConfig) {
+        let name = cfg.name.clone();
+        let actor = NotifierActor::new(cfg, self.store.clone(), self.http.clone());
+        let status = actor.status();
+        self.notifiers.insert(name, (actor.start(), status));
+    }
+
+    fn send_startup_summary(&mut self) {
+        if self.summary_sent {
+            return;
+        }
+        self.summary_sent = true;
+        let mut machines = 0;
+        let mut rentals = 0;
+        let mut lines = Vec::new();
+        let mut accounts = Vec::new();
+        for done in &self.first_polls {
+            let m = done.machines.len();
+            let r: usize = done
+                .machines
+                .iter()
+                .map(|s| s.get("rentals").and_then(|r| r.as_array()).map_or(0, |a| a.len()))
+                .sum();
+            machines += m;
+            rentals += r;
+            lines.push(if done.ok {
+                format!("{}: {m} machines, {r} rentals", done.account)
+            } else {
+                format!("{}: first poll failed", done.account)
+            });
+            accounts.push(json!({ "account": done.account, "ok": done.ok, "machines": done.machines }));
+        }
+        for pending in &self.awaiting_first_poll {
+            lines.push(format!("{pending}: no answer yet"));
+        }
+        let event = supervisor_event(
+            EventKind::StartupSummary,
+            Utc::now(),
+            format!("Watching {} accounts, {machines} machines, {rentals} rentals", self.accounts.len()),
+            lines.join("\n"),
+            json!({ "accounts": accounts, "machines": machines, "rentals": rentals }),
+        );
+        let store = self.store.clone();
+        actix::spawn(async move { queue_events(&store, "", vec![event]).await });
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let start = supervisor_event(
+            EventKind::SupervisorStart,
+            Utc::now(),
+            "vast-supervisor started",
+            format!(
+                "version {}, {} accounts, {} targets",
+                env!("CARGO_PKG_VERSION"),
+                self.accounts_cfg.len(),
+                self.targets_cfg.len()
+            ),
+            json!({ "version": env!("CARGO_PKG_VERSION") }),
+        );
+        let store = self.store.clone();
+        // Queue supervisor_start before anything else so it is first in every target's order.
+        ctx.wait(async move { queue_events(&store, "", vec![start]).await }.into_actor(self));
+        for t in std::mem::take(&mut self.targets_cfg) {
+            self.start_target(t);
+        }
+        let me = ctx.address().recipient();
+        for a in std::mem::take(&mut self.accounts_cfg) {
+            self.start_account(a, me.clone());
+        }
+        if self.awaiting_first_poll.is_empty() {
+            self.send_startup_summary();
+        }
+        ctx.run_later(STARTUP_SUMMARY_DEADLINE, |act, _| act.send_startup_summary());
+        self.publish_status(ctx);
+        ctx.run_interval(STATUS_EVERY, |act, ctx| act.publish_status(ctx));
+    }
+}
+
+impl Handler<FirstPollDone> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FirstPollDone, _ctx: &mut Context<Self>) {
+        self.awaiting_first_poll.remove(&msg.account);
+        self.first_polls.push(msg);
+        if self.awaiting_first_poll.is_empty() {
+            self.send_startup_summary();
+        }
+    }
+}
+
+/// Graceful stop: stop polling, queue supervisor_stop, give notifiers `flush_timeout` to deliver.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        for addr in self.accounts.values() {
+            addr.do_send(StopAccount);
+        }
+        let stop = supervisor_event(EventKind::SupervisorStop, Utc::now(), "vast-supervisor stopped", "clean shutdown", json!({}));
+        let store = self.store.clone();
+        let statuses: Vec<SharedTargetStatus> = self.notifiers.values().map(|(_, s)| s.clone()).collect();
+        let deadline = tokio::time::Instant::now() + self.opts.flush_timeout;
+        Box::pin(
+            async move {
+                queue_events(&store, "", vec![stop]).await;
+                let target_seq = store.run(|s| s.max_seq()).await.unwrap_or(0);
+                // Wait until every working target has delivered everything queued, or the deadline.
+                while tokio::time::Instant::now() < deadline {
+                    let pending = statuses.iter().any(|s| {
+                        let s = s.lock().unwrap_or_else(|p| p.into_inner());
+                        s.state != "disabled" && s.cursor < target_seq
+                    });
+                    if !pending {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            .into_actor(self)
+            .map(|_, act, _ctx| {
+                for (addr, _) in act.notifiers.values() {
+                    addr.do_send(StopNotifier);
+                }
+            }),
+        )
+    }
+}

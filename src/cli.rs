@@ -1,0 +1,97 @@
+//! The command line (SPEC §3): clap definitions shared by the binary, the man pages and the shell
+//! completions. Parsing only; each command's work lives in its own module.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vast-supervisor",
+    version,
+    about = "Watches many Vast.ai accounts and notifies about rentals, machines and instances",
+    long_about = None
+)]
+pub struct Cli {
+    /// Configuration directory holding vast-supervisor.toml and conf.d/*.toml
+    #[arg(long, global = true, value_name = "DIR", default_value = crate::config::DEFAULT_CONFIG_DIR)]
+    pub config: PathBuf,
+
+    /// Control socket of the running daemon (default: control_socket of the configuration, else
+    /// /run/vast-supervisor/control.sock)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log output (-q warnings and errors only, -qq errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd Type=notify)
+    Run {
+        /// Test and benchmark only: override every account's poll interval (below the 10 s minimum)
+        #[arg(long, hide = true, value_parser = parse_duration_arg)]
+        test_poll_interval: Option<std::time::Duration>,
+        /// Test and benchmark only: override every account's offline grace
+        #[arg(long, hide = true, value_parser = parse_duration_arg)]
+        test_offline_grace: Option<std::time::Duration>,
+    },
+    /// Run the real supervisor against a simulated Vast cloud and print its notifications
+    Demo {
+        /// Stop by itself after this long (default: run until Ctrl+C)
+        #[arg(long, value_parser = parse_duration_arg)]
+        duration: Option<std::time::Duration>,
+    },
+    /// Validate every configuration file; print file:line:col: message per problem
+    Check,
+    /// Ask the running daemon for its status
+    Status {
+        /// Print the status as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show recent events from the running daemon
+    Events {
+        /// Keep printing new events until Ctrl+C
+        #[arg(long)]
+        follow: bool,
+        /// Print events as JSON lines
+        #[arg(long)]
+        json: bool,
+        /// How many recent events to show
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Run the simulated Vast cloud alone (for trying configurations and your own tooling)
+    Simulate {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:8977")]
+        listen: SocketAddr,
+        /// Scenario file (TOML); default: the demo scenario
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+    },
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::util::parse_duration(s)
+}

@@ -1,0 +1,63 @@
+//! The `status` and `events` commands: resolve the socket, ask the daemon, print the reply.
+
+use super::protocol::{ControlRequest, StatusSnapshot};
+use super::render;
+use super::{request, ClientError};
+use crate::config::{self, DEFAULT_CONTROL_SOCKET};
+use crate::event::Event;
+use std::path::{Path, PathBuf};
+
+/// `--socket`, else the `control_socket` of the configuration in `config_dir`, else the default.
+pub fn resolve_socket(explicit: Option<PathBuf>, config_dir: &Path) -> PathBuf {
+    if let Some(p) = explicit {
+        return p;
+    }
+    let main = config_dir.join(config::MAIN_FILE_NAME);
+    if main.exists() {
+        return config::load_dir(config_dir).globals.control_socket;
+    }
+    PathBuf::from(DEFAULT_CONTROL_SOCKET)
+}
+
+/// Exit code for a client error: 3 when the daemon is not reachable, else 1.
+pub fn exit_code(e: &ClientError) -> u8 {
+    match e {
+        ClientError::NotRunning { .. } => 3,
+        _ => 1,
+    }
+}
+
+pub async fn status(socket: &Path, json: bool) -> Result<(), ClientError> {
+    let mut snapshot: Option<serde_json::Value> = None;
+    request(socket, &ControlRequest::Status, |reply| {
+        snapshot = reply.get("status").cloned();
+        false
+    })
+    .await?;
+    let snapshot = snapshot.ok_or_else(|| ClientError::Reply("no status in the reply".into()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&snapshot).unwrap_or_default());
+    } else {
+        let st: StatusSnapshot = serde_json::from_value(snapshot).map_err(|e| ClientError::Reply(e.to_string()))?;
+        print!("{}", render::status_table(&st));
+    }
+    Ok(())
+}
+
+pub async fn events(socket: &Path, follow: bool, json: bool, limit: usize) -> Result<(), ClientError> {
+    let req = ControlRequest::Events { limit, follow };
+    let printing = request(socket, &req, |reply| {
+        if let Some(ev) = reply.get("event") {
+            if json {
+                println!("{ev}");
+            } else if let Ok(e) = serde_json::from_value::<Event>(ev.clone()) {
+                println!("{}", render::event_line(&e));
+            }
+        }
+        true
+    });
+    tokio::select! {
+        r = printing => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}

@@ -1,0 +1,117 @@
+//! The daemon side of the control socket.
+
+use super::protocol::{ControlRequest, StatusSnapshot};
+use crate::store::StoreHandle;
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, Semaphore};
+
+/// At most this many clients are served at once; more wait for a free place.
+const MAX_CLIENTS: usize = 8;
+/// A client must send its request within this time.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the server answers from.
+#[derive(Clone)]
+pub struct ControlContext {
+    pub status: watch::Receiver<StatusSnapshot>,
+    pub store: StoreHandle,
+}
+
+/// Binds `path` (replacing a stale socket), sets mode 0660 and serves until the task is dropped.
+pub async fn serve(path: &Path, ctx: ControlContext) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        // Only a socket left behind by a previous run may be replaced.
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is in use by a running daemon", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    let places = Arc::new(Semaphore::new(MAX_CLIENTS));
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok(place) = places.clone().acquire_owned().await else { return };
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = handle(stream, ctx).await {
+                    tracing::debug!(error = %e, "control connection ended with an error");
+                }
+                drop(place);
+            });
+        }
+    }))
+}
+
+async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let line = match tokio::time::timeout(REQUEST_TIMEOUT, lines.next_line()).await {
+        Ok(Ok(Some(line))) => line,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return write_line(&mut write, &json!({"ok": false, "error": "no request within 2s"})).await;
+        }
+    };
+    let request: ControlRequest = match serde_json::from_str(&line) {
+        Ok(r) => r,
+        Err(e) => {
+            return write_line(&mut write, &json!({"ok": false, "error": format!("bad request: {e}")})).await;
+        }
+    };
+    match request {
+        ControlRequest::Status => {
+            let snapshot = ctx.status.borrow().clone();
+            write_line(&mut write, &json!({"ok": true, "status": snapshot})).await
+        }
+        ControlRequest::Events { limit, follow } => {
+            let recent = ctx.store.run(move |s| s.recent_events(limit)).await;
+            let recent = match recent {
+                Ok(r) => r,
+                Err(e) => return write_line(&mut write, &json!({"ok": false, "error": e.to_string()})).await,
+            };
+            let mut cursor = recent.last().map(|q| q.seq).unwrap_or(0);
+            if recent.is_empty() {
+                cursor = ctx.store.run(|s| s.max_seq()).await.unwrap_or(0);
+            }
+            for q in recent {
+                write_line(&mut write, &json!({"ok": true, "seq": q.seq, "event": q.event})).await?;
+            }
+            if !follow {
+                return Ok(());
+            }
+            let mut latest = ctx.store.subscribe();
+            loop {
+                if latest.changed().await.is_err() {
+                    return Ok(());
+                }
+                let c = cursor;
+                let Ok(batch) = ctx.store.run(move |s| s.events_after(c, 256)).await else { return Ok(()) };
+                for q in batch {
+                    cursor = q.seq;
+                    write_line(&mut write, &json!({"ok": true, "seq": q.seq, "event": q.event})).await?;
+                }
+            }
+        }
+    }
+}
+
+async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &serde_json::Value) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(v).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await
+}

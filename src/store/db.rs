@@ -1,0 +1,336 @@
+//! The synchronous SQLite layer: schema, one-transaction commits, the outbox and target cursors.
+//!
+//! Only [`super::StoreHandle`]'s writer thread uses this directly in the daemon; tests and tools may
+//! open it themselves. Every write that belongs together happens in one transaction.
+
+use super::StoreError;
+use crate::event::Event;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subjects (
+    account TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (account, kind, id)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    target TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    account TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+";
+
+/// One subject's state change plus the events it implies: committed together or not at all.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub account: String,
+    /// "machine", "instance" or "account".
+    pub kind: &'static str,
+    pub id: String,
+    /// `None`: events only (supervisor or account events without stored state).
+    pub state: Option<String>,
+    pub events: Vec<Event>,
+}
+
+/// A stored state that could not be read back: moved aside so the rest goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantined {
+    pub account: String,
+    pub kind: String,
+    pub id: String,
+    pub error: String,
+}
+
+/// An event read back from the outbox with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedEvent {
+    pub seq: i64,
+    pub event: Event,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` in WAL mode.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        // WAL + NORMAL survives a process crash (kill -9) without losing committed transactions;
+        // only a power loss can drop the last ones, which the outbox then re-detects.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+            .optional()?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => return Err(StoreError::SchemaVersion(v)),
+        }
+        Ok(Store { conn })
+    }
+
+    /// Applies several commits in one transaction. Events whose id is already queued are ignored,
+    /// so a change re-detected after a crash is never queued twice. Returns the highest sequence
+    /// number in the outbox afterwards.
+    pub fn apply(&mut self, commits: &[Commit], now: DateTime<Utc>) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let now_s = now.to_rfc3339();
+            let mut put_state = tx.prepare_cached(
+                "INSERT INTO subjects (account, kind, id, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (account, kind, id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            )?;
+            let mut put_event = tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (id, created_at, event) VALUES (?1, ?2, ?3)",
+            )?;
+            for c in commits {
+                if let Some(state) = &c.state {
+                    put_state.execute(params![c.account, c.kind, c.id, state, now_s])?;
+                }
+                for e in &c.events {
+                    put_event.execute(params![e.id, e.time.to_rfc3339(), e.to_json()])?;
+                }
+            }
+        }
+        tx.commit()?;
+        self.max_seq()
+    }
+
+    /// Every stored state of one kind for one account. Rows whose JSON does not parse with `parse`
+    /// are moved to the quarantine table and returned separately.
+    pub fn load_states<T>(
+        &mut self,
+        account: &str,
+        kind: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<(Vec<(String, T)>, Vec<Quarantined>), StoreError> {
+        let rows: Vec<(String, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id, state FROM subjects WHERE account = ?1 AND kind = ?2")?;
+            let mapped = stmt.query_map(params![account, kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            mapped.collect::<Result<_, _>>()?
+        };
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (id, state) in rows {
+            match parse(&state) {
+                Ok(v) => good.push((id, v)),
+                Err(error) => bad.push((id, state, error)),
+            }
+        }
+        let mut quarantined = Vec::new();
+        if !bad.is_empty() {
+            let tx = self.conn.transaction()?;
+            let now = Utc::now().to_rfc3339();
+            for (id, state, error) in bad {
+                tx.execute(
+                    "INSERT INTO quarantine (account, kind, id, state, error, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![account, kind, id, state, error, now],
+                )?;
+                tx.execute(
+                    "DELETE FROM subjects WHERE account = ?1 AND kind = ?2 AND id = ?3",
+                    params![account, kind, id],
+                )?;
+                quarantined.push(Quarantined {
+                    account: account.to_string(),
+                    kind: kind.to_string(),
+                    id,
+                    error,
+                });
+            }
+            tx.commit()?;
+        }
+        Ok((good, quarantined))
+    }
+
+    /// The accounts that have stored state (to find accounts removed from the configuration).
+    pub fn accounts(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT account FROM subjects ORDER BY account")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn max_seq(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get(0))?)
+    }
+
+    /// Up to `limit` events after `seq`, in order.
+    pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, event FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![seq, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, json) = row?;
+            let event = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("outbox event {seq}: {e}")))?;
+            out.push(QueuedEvent { seq, event });
+        }
+        Ok(out)
+    }
+
+    /// The last `n` events, oldest first (for `events` and status).
+    pub fn recent_events(&self, n: usize) -> Result<Vec<QueuedEvent>, StoreError> {
+        let max = self.max_seq()?;
+        self.events_after((max - n as i64).max(0), n)
+    }
+
+    /// The delivery position of a target; a target seen for the first time starts at the current
+    /// end of the outbox (it does not replay history).
+    pub fn cursor_or_init(&mut self, target: &str) -> Result<i64, StoreError> {
+        let existing: Option<i64> = self
+            .conn
+            .query_row("SELECT seq FROM cursors WHERE target = ?1", params![target], |r| r.get(0))
+            .optional()?;
+        if let Some(seq) = existing {
+            return Ok(seq);
+        }
+        let seq = self.max_seq()?;
+        self.set_cursor(target, seq)?;
+        Ok(seq)
+    }
+
+    pub fn set_cursor(&mut self, target: &str, seq: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO cursors (target, seq, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (target) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+            params![target, seq, Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_cursor(&mut self, target: &str) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM cursors WHERE target = ?1", params![target])?;
+        Ok(())
+    }
+
+    /// Deletes events every target has passed, keeping the newest `keep` for `events`/status.
+    pub fn prune(&mut self, keep: usize) -> Result<usize, StoreError> {
+        let min_cursor: Option<i64> = self
+            .conn
+            .query_row("SELECT MIN(seq) FROM cursors", [], |r| r.get(0))?;
+        let max = self.max_seq()?;
+        let limit = min_cursor.unwrap_or(max).min(max - keep as i64);
+        Ok(self
+            .conn
+            .execute("DELETE FROM outbox WHERE seq <= ?1", params![limit])?)
+    }
+
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT account, kind, id, error FROM quarantine ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Quarantined {
+                account: r.get(0)?,
+                kind: r.get(1)?,
+                id: r.get(2)?,
+                error: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Writes a raw state row (tests use it to plant corrupt state).
+    pub fn put_raw_state(&mut self, account: &str, kind: &str, id: &str, state: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO subjects (account, kind, id, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![account, kind, id, state, Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventKind, Subject};
+
+    fn ev(id: &str) -> Event {
+        Event::new(id, EventKind::RentalStart, Some("a".into()), Subject::Machine { id: 1, name: None }, Utc::now(), "t", "x")
+    }
+
+    #[test]
+    fn commit_is_idempotent_by_event_id_and_cursors_start_at_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        let c = Commit { account: "a".into(), kind: "machine", id: "1".into(), state: Some("{\"v\":1}".into()), events: vec![ev("e1"), ev("e2")] };
+        assert_eq!(s.apply(std::slice::from_ref(&c), Utc::now()).unwrap(), 2);
+        assert_eq!(s.apply(&[c], Utc::now()).unwrap(), 2, "same ids are not queued twice");
+        assert_eq!(s.cursor_or_init("t1").unwrap(), 2);
+        let c2 = Commit { account: "a".into(), kind: "machine", id: "1".into(), state: None, events: vec![ev("e3")] };
+        s.apply(&[c2], Utc::now()).unwrap();
+        let after = s.events_after(2, 10).unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].event.id, "e3");
+        let (states, bad) = s.load_states("a", "machine", |j| serde_json::from_str::<serde_json::Value>(j).map_err(|e| e.to_string())).unwrap();
+        assert_eq!(states.len(), 1);
+        assert!(bad.is_empty());
+    }
+
+    #[test]
+    fn corrupt_state_is_quarantined_and_others_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        s.put_raw_state("a", "machine", "1", "{\"ok\":true}").unwrap();
+        s.put_raw_state("a", "machine", "2", "{not json").unwrap();
+        let parse = |j: &str| serde_json::from_str::<serde_json::Value>(j).map_err(|e| e.to_string());
+        let (good, bad) = s.load_states("a", "machine", parse).unwrap();
+        assert_eq!(good.len(), 1);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].id, "2");
+        let (good, bad) = s.load_states("a", "machine", parse).unwrap();
+        assert_eq!((good.len(), bad.len()), (1, 0), "quarantined rows are moved aside");
+        assert_eq!(s.quarantined().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn prune_keeps_undelivered_and_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        s.set_cursor("slow", 0).unwrap();
+        let events: Vec<Event> = (0..10).map(|i| ev(&format!("e{i}"))).collect();
+        s.apply(&[Commit { account: "a".into(), kind: "machine", id: "1".into(), state: None, events }], Utc::now()).unwrap();
+        assert_eq!(s.prune(2).unwrap(), 0, "the slow target has delivered nothing");
+        s.set_cursor("slow", 10).unwrap();
+        assert_eq!(s.prune(2).unwrap(), 8);
+        assert_eq!(s.recent_events(5).unwrap().len(), 2);
+    }
+}
