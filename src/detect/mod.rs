@@ -32,10 +32,11 @@
 //!    rental of that class" is a pause, exactly as vast-monitor, and if `alloc_disk_space` is null on
 //!    both sides the disk counts as unchanged.
 //! 4. Occupied GPUs not held by a running rental of the same type *start*. A paused or preempted
-//!    rental of that type whose exact GPU set is back is **resumed** (`rental_resume`); a stored
-//!    rental whose GPUs are a subset of the started ones, or an adopted stored rental whose GPUs are
-//!    unknown, resumes only when the counters confirm it (the class's stored count fell enough, and
-//!    for unknown GPUs no new contract appeared).
+//!    rental of that type whose GPU set is exactly the started GPUs of that type is **resumed**
+//!    (`rental_resume`), as in vast-monitor; one whose GPUs are only part of them, or an adopted
+//!    stored rental whose GPUs are unknown, resumes only when the counters confirm it (the class's
+//!    stored count fell by at least the number of such resumes, and for unknown GPUs
+//!    `current_rentals_resident` did not rise, i.e. no new contract appeared).
 //! 5. The remaining started GPUs of one class become `k` new rentals, where `k` is how many more
 //!    rentals of that class run now (`running_on_demand`, or `running - running_on_demand`, minus the
 //!    ones already running or resumed), at least one per token group and at most one per GPU. GPU
@@ -69,7 +70,8 @@
 //! **Listing and reputation.** `listed` true->false `machine_unlisted`, false->true
 //! `machine_listed`; a `verification` change `machine_verification`; a rise of `num_reports` or of
 //! `num_recent_reports` `machine_report`; any change of `machine_maintenance` (null and `[]` are the
-//! same) `machine_maintenance`. A null value keeps the last known one. None fire on first sight.
+//! same) `machine_maintenance`. A null `listed`, `verification` or report count keeps the last
+//! known value (null maintenance means none scheduled). None fire on first sight.
 //!
 //! **First sight and removal.** A machine seen for the first time is adopted: its occupied GPUs
 //! become adopted rentals grouped like vast-monitor §b.4 (counts from the running counters, split
@@ -85,9 +87,19 @@
 //! machine that comes back is adopted again, keeping its counters so event and rental ids stay
 //! unique.
 //!
-//! Event ids are `"{account}:m{machine_id}:{seq}"`, `seq` counting every event of the machine;
-//! rental ids are `"m{machine_id}-{n:04}"`. Events carry `time = now` and `since` = the previous
-//! observation (none on first sight).
+//! **Events.** Ids are `"{account}:m{machine_id}:{seq}"`, `seq` counting every event of the
+//! machine; rental ids are `"m{machine_id}-{n:04}"`. Events carry `time = now` and `since` = the
+//! previous observation (none on first sight). Within one observation the order is: offline and
+//! error conditions, then rentals (preempt/pause/end, resume, start, storage-only end, each in
+//! rental order), then listing, verification, reports, maintenance. `data`: rental events
+//! `rental_id, gpus, gpu_type, rate_per_gpu_hour, storage_gb, storage_rate_per_gb_month, status,
+//! adopted` (+ `by` for `rental_preempt`; + `duration_seconds, estimated_earnings {gpu, storage,
+//! total}, ended_from, reason, started` for `rental_end`); `machine_offline` `timeout_seconds,
+//! offline_since`; `machine_error` `error, repeat, previous, error_since`; `machine_recovered`
+//! `recovered_from, down_seconds`; `machine_listed`/`unlisted` `listed, previous`;
+//! `machine_verification` `from, to`; `machine_report` `num_reports, previous, num_recent_reports,
+//! previous_recent`; `machine_maintenance` `machine_maintenance, previous`; `machine_added` the
+//! [`machine_summary`]; `machine_removed` `rentals_ended, last_seen`.
 
 pub mod machine;
 pub mod rental;
