@@ -90,7 +90,7 @@ fn two_accounts_full_host_lifecycle_with_faults() {
 
         let store = StoreHandle::open(&dir.path().join("state.db")).unwrap();
         let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
-        let opts = SupervisorOptions { client: fast_client(), flush_timeout: Duration::from_secs(2) };
+        let opts = SupervisorOptions { client: fast_client(), flush_timeout: Duration::from_secs(2), ..SupervisorOptions::default() };
         let sup = Supervisor::new(
             vec![account("acme", "KEY-ACME-123", &sim), account("beta", "KEY-BETA-456", &sim)],
             vec![target],

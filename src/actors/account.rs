@@ -311,13 +311,13 @@ impl Handler<PollTick> for AccountActor {
         }
         .into_actor(self)
         .then(|(result, now), act, _ctx| {
-            let fut: Box<dyn ActorFuture<Self, Output = ()> + Unpin> = match result {
+            let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> = match result {
                 Ok(rows) => {
                     let events = act.on_success(now);
                     let store = act.store.clone();
                     let name = act.cfg.name.clone();
                     let observe = act.on_list(rows, now);
-                    Box::new(
+                    Box::pin(
                         async move { queue_events(&store, &name, events).await }
                             .into_actor(act)
                             .then(move |_, _act, _ctx| observe),
@@ -327,7 +327,7 @@ impl Handler<PollTick> for AccountActor {
                     let events = act.on_failure(&e, now);
                     let store = act.store.clone();
                     let name = act.cfg.name.clone();
-                    Box::new(async move { queue_events(&store, &name, events).await }.into_actor(act))
+                    Box::pin(async move { queue_events(&store, &name, events).await }.into_actor(act))
                 }
             };
             fut

@@ -3,7 +3,7 @@
 //! notifiers on shutdown.
 
 use super::account::{AccountActor, FirstPollDone, GetAccountStatus, StopAccount};
-use super::notifier::{NotifierActor, SharedTargetStatus, StopNotifier};
+use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
 use super::{queue_events, supervisor_event};
 use crate::config::{AccountConfig, TargetConfig};
 use crate::detect::MachineRules;
@@ -29,11 +29,16 @@ pub struct SupervisorOptions {
     pub client: ClientOptions,
     /// How long shutdown waits for notifiers to deliver what is queued.
     pub flush_timeout: Duration,
+    pub delivery: DeliveryTuning,
 }
 
 impl Default for SupervisorOptions {
     fn default() -> Self {
-        SupervisorOptions { client: ClientOptions::default(), flush_timeout: Duration::from_secs(5) }
+        SupervisorOptions {
+            client: ClientOptions::default(),
+            flush_timeout: Duration::from_secs(5),
+            delivery: DeliveryTuning::default(),
+        }
     }
 }
 
@@ -142,7 +147,7 @@ impl Supervisor {
 
     fn start_target(&mut self, cfg: TargetConfig) {
         let name = cfg.name.clone();
-        let actor = NotifierActor::new(cfg, self.store.clone(), self.http.clone());
+        let actor = NotifierActor::new(cfg, self.store.clone(), self.http.clone(), self.opts.delivery);
         let status = actor.status();
         self.notifiers.insert(name, (actor.start(), status));
     }

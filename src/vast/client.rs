@@ -73,6 +73,20 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
+    /// The same behaviour with every delay scaled to a short poll interval (the demo, tests and
+    /// benchmarks against the simulator): spacing and first backoff a quarter of the poll, the
+    /// backoff cap two polls, the request timeout ten polls (within the default limits).
+    pub fn for_short_polls(poll: Duration) -> ClientOptions {
+        let d = ClientOptions::default();
+        ClientOptions {
+            request_timeout: (poll * 10).clamp(Duration::from_secs(2), d.request_timeout),
+            backoff_base: (poll / 4).min(d.backoff_base),
+            backoff_cap: (poll * 2).min(d.backoff_cap),
+            min_spacing: (poll / 4).min(d.min_spacing),
+            ..d
+        }
+    }
+
     /// The spacing that applies to `endpoint`.
     pub fn spacing(&self, endpoint: Endpoint) -> Duration {
         self.endpoint_spacing
