@@ -1,1 +1,4 @@
 //! (module under construction)
+pub mod instance;
+pub mod logs;
+pub mod money;
