@@ -491,3 +491,8 @@ impl<'a> Emitter<'a> {
 
 #[cfg(test)]
 mod tests;
+
+// The renter side: instances, credit and earnings, instance log rules.
+pub mod instance;
+pub mod logs;
+pub mod money;
