@@ -103,6 +103,10 @@
 
 pub mod machine;
 pub mod rental;
+// The renter side: instances, credit and earnings digests, instance log rules.
+pub mod instance;
+pub mod logs;
+pub mod money;
 
 pub use machine::{
     machine_missing, machine_summary, observe_machine, ErrorState, MachineState, OfflineState,
@@ -491,8 +495,3 @@ impl<'a> Emitter<'a> {
 
 #[cfg(test)]
 mod tests;
-
-// The renter side: instances, credit and earnings, instance log rules.
-pub mod instance;
-pub mod logs;
-pub mod money;
