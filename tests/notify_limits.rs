@@ -149,6 +149,8 @@ async fn ntfy_pushover_and_gotify_accept_a_huge_event() {
         assert!(ntfy.body.len() <= 4096 && ntfy.body.ends_with(TRUNCATED));
         let pushover = fake.received_by(FakeService::Pushover)[0].form();
         assert!(pushover["message"].chars().count() <= 1024);
+        assert!(pushover["message"].contains("more lines\n\nalice · rig_02 (23456)"));
+        assert!(pushover["message"].ends_with("(changed after 19:09:56)"));
         let gotify = fake.received_by(FakeService::Gotify)[0].json().unwrap();
         assert!(gotify["message"]
             .as_str()

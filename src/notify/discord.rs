@@ -84,6 +84,9 @@ fn descriptions(lines: &[String]) -> Vec<String> {
         }
     }
     render::pack_lines(&escaped, DESCRIPTION_MAX, chars)
+        .into_iter()
+        .filter(|d| !d.trim().is_empty())
+        .collect()
 }
 
 fn field(name: &str, value: &str) -> Value {

@@ -69,7 +69,7 @@ pub fn render(events: &[Event]) -> Vec<Rendered> {
             let lines: Vec<String> = events.iter().map(render::digest_line).collect();
             (
                 render::digest_summary(events),
-                render::fit_lines(&lines, BODY_MAX_BYTES, str::len),
+                render::fit_lines(&lines, BODY_MAX_BYTES, "events", str::len),
                 "digest".to_string(),
             )
         }

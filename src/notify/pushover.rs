@@ -32,15 +32,28 @@ pub fn render(events: &[Event]) -> Vec<Rendered> {
         return Vec::new();
     };
     let (title, message) = match events {
-        [event] => (
-            render::headline(event),
-            render::fit_lines(&render::plain_lines(event), MESSAGE_MAX, chars),
-        ),
+        [event] => {
+            // The context and time stay; the event text gives way when space runs out.
+            let footer = format!(
+                "\n\n{}\n{}",
+                render::context_line(event),
+                render::when_line(event)
+            );
+            let text: Vec<String> = event.text.trim_end().lines().map(str::to_string).collect();
+            let room = MESSAGE_MAX.saturating_sub(chars(&footer));
+            let body = render::fit_lines(&text, room, "lines", chars);
+            let message = if body.is_empty() {
+                footer.trim_start().to_string()
+            } else {
+                format!("{body}{footer}")
+            };
+            (render::headline(event), message)
+        }
         _ => {
             let lines: Vec<String> = events.iter().map(render::digest_line).collect();
             (
                 render::digest_summary(events),
-                render::fit_lines(&lines, MESSAGE_MAX, chars),
+                render::fit_lines(&lines, MESSAGE_MAX, "events", chars),
             )
         }
     };

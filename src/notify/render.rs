@@ -241,8 +241,14 @@ pub fn digest_line(event: &Event) -> String {
 }
 
 /// Lines joined with '\n' that fit `limit` (by `measure`); when some do not fit, the result
-/// ends with "… and N more" (which is counted in the limit).
-pub fn fit_lines(lines: &[String], limit: usize, measure: impl Fn(&str) -> usize) -> String {
+/// ends with "… and N more {unit}" (which is counted in the limit).
+pub fn fit_lines(
+    lines: &[String],
+    limit: usize,
+    unit: &str,
+    measure: impl Fn(&str) -> usize,
+) -> String {
+    let more_line = |n: usize| format!("… and {n} more {unit}");
     let total = lines.len();
     let mut out = String::new();
     let mut used = 0usize;
@@ -300,10 +306,6 @@ pub fn truncate_measured(text: &str, max: usize, measure: impl Fn(&str) -> usize
     let mut out = pieces.first().map(|p| p.to_string()).unwrap_or_default();
     out.push_str(TRUNCATED);
     out
-}
-
-fn more_line(n: usize) -> String {
-    format!("… and {n} more")
 }
 
 /// `text` cut to at most `max` characters, ending with [`TRUNCATED`] when cut.
@@ -523,10 +525,17 @@ mod tests {
     #[test]
     fn fit_lines_adds_more_marker_within_limit() {
         let lines: Vec<String> = (0..30).map(|i| format!("event line {i:02}")).collect();
-        let out = fit_lines(&lines, 100, |s| s.chars().count());
+        let out = fit_lines(&lines, 100, "events", |s| s.chars().count());
         assert!(out.chars().count() <= 100, "{out}");
-        assert!(out.ends_with("more"), "{out}");
-        let all = fit_lines(&lines[..3], 100, |s| s.chars().count());
+        assert!(out.ends_with("more events"), "{out}");
+        let all = fit_lines(&lines[..3], 100, "events", |s| s.chars().count());
         assert_eq!(all, lines[..3].join("\n"));
+        let long = vec!["x".repeat(500), "tail".to_string()];
+        let cut = fit_lines(&long, 100, "lines", |s| s.chars().count());
+        assert!(cut.chars().count() <= 100, "{cut}");
+        assert!(
+            cut.ends_with(&format!("{TRUNCATED}\n… and 1 more lines")),
+            "{cut}"
+        );
     }
 }

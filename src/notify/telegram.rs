@@ -95,7 +95,12 @@ pub fn render_texts(events: &[Event], mention: Option<&str>) -> Vec<String> {
             lines.extend(escaped_lines(&digest, |s| s, 0));
         }
     }
-    let parts = render::pack_lines(&lines, MESSAGE_MAX - PART_LABEL_RESERVE, render::utf16_len);
+    // Telegram refuses blank messages; a part of only blank lines carries nothing anyway.
+    let parts: Vec<String> =
+        render::pack_lines(&lines, MESSAGE_MAX - PART_LABEL_RESERVE, render::utf16_len)
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+            .collect();
     let n = parts.len();
     parts
         .into_iter()
