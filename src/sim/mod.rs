@@ -43,6 +43,7 @@
 pub mod faults;
 pub mod scenario;
 mod server;
+pub mod targets;
 pub mod world;
 
 pub use faults::{Fault, FaultDuration};
