@@ -98,6 +98,10 @@ async fn delivers_in_order_and_honours_retry_after_exactly() {
     assert!(waited >= Duration::from_millis(376), "retried after {waited:?}, before retry_after");
     assert!(waited < Duration::from_millis(376 + 300), "waited {waited:?}, far beyond retry_after");
     assert_eq!(attempts.iter().filter(|a| a.status == 429).count(), 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while status(&addr).await.sent < 4 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let st = status(&addr).await;
     assert_eq!((st.sent, st.failed, st.state.as_str()), (4, 0, "ok"));
 }
