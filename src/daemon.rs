@@ -59,7 +59,9 @@ pub fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
         .files
         .iter()
         .map(|f| match f {
-            config::FileOutcome::Ok(fc) => serde_json::json!({ "path": fc.path.display().to_string(), "ok": true }),
+            config::FileOutcome::Ok(fc) => {
+                serde_json::json!({ "path": fc.path.display().to_string(), "ok": true })
+            }
             config::FileOutcome::Rejected { path, diagnostics } => serde_json::json!({
                 "path": path.display().to_string(),
                 "ok": false,
@@ -81,26 +83,39 @@ pub fn open_store(state_dir: &Path) -> anyhow::Result<StoreHandle> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
     let path = state_dir.join("state.db");
-    StoreHandle::open(&path).with_context(|| format!("cannot open the state database {}", path.display()))
+    StoreHandle::open(&path)
+        .with_context(|| format!("cannot open the state database {}", path.display()))
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down cleanly.
 pub fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let prepared = prepare(&opts)?;
-    let store = open_store(&prepared.state_dir)?;
     let system = System::new();
     system.block_on(async move {
+        // Signals first: a SIGTERM that arrives while state is still loading is a clean stop too.
         let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
             .context("cannot install signal handlers")?;
+        let prepared = prepare(&opts)?;
+        let store = open_store(&prepared.state_dir)?;
         let (status_tx, status_rx) = tokio::sync::watch::channel(StatusSnapshot::default());
         let control = control::serve(
             &prepared.control_socket,
-            ControlContext { status: status_rx, store: store.clone() },
+            ControlContext {
+                status: status_rx,
+                store: store.clone(),
+            },
         )
         .await
-        .with_context(|| format!("cannot open the control socket {}", prepared.control_socket.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the control socket {}",
+                prepared.control_socket.display()
+            )
+        })?;
         let sup_opts = SupervisorOptions {
-            client: opts.poll_interval_override.map(ClientOptions::for_short_polls).unwrap_or_default(),
+            client: opts
+                .poll_interval_override
+                .map(ClientOptions::for_short_polls)
+                .unwrap_or_default(),
             ..SupervisorOptions::default()
         };
         let supervisor = Supervisor::new(prepared.accounts, prepared.targets, store, sup_opts)
@@ -108,15 +123,19 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             .start();
         while let Some(signal) = signals.next().await {
             match signal {
-                SIGHUP => tracing::warn!("SIGHUP received; configuration reload is not available in this build"),
+                SIGHUP => tracing::warn!(
+                    "SIGHUP received; configuration reload is not available in this build"
+                ),
                 _ => break,
             }
         }
         tracing::info!("stopping: draining notifications");
-        supervisor.send(Shutdown).await.context("supervisor stopped unexpectedly")?;
+        supervisor
+            .send(Shutdown)
+            .await
+            .context("supervisor stopped unexpectedly")?;
         control.abort();
         let _ = std::fs::remove_file(&prepared.control_socket);
         Ok::<(), anyhow::Error>(())
-    })?;
-    Ok(())
+    })
 }

@@ -69,7 +69,9 @@ pub(crate) fn account_event(
         fresh_event_id(account, kind, now),
         kind,
         Some(account.to_string()),
-        Subject::Account { id: account.to_string() },
+        Subject::Account {
+            id: account.to_string(),
+        },
         now,
         title,
         text,

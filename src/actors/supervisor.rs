@@ -6,16 +6,16 @@ use super::account::{AccountActor, FirstPollDone, GetAccountStatus, StopAccount}
 use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
 use super::{queue_events, supervisor_event};
 use crate::config::{AccountConfig, TargetConfig};
+use crate::control::StatusSnapshot;
 use crate::event::EventKind;
 use crate::store::StoreHandle;
 use crate::vast::{ClientOptions, VastClient};
 use actix::prelude::*;
-use crate::control::StatusSnapshot;
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// How often the status snapshot served by the control socket is refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -83,16 +83,23 @@ impl Supervisor {
     }
 
     /// Publishes a status snapshot into `tx` every second; `config_files` describes the files read.
-    pub fn with_status(mut self, tx: watch::Sender<StatusSnapshot>, config_files: Vec<serde_json::Value>) -> Supervisor {
+    pub fn with_status(
+        mut self,
+        tx: watch::Sender<StatusSnapshot>,
+        config_files: Vec<serde_json::Value>,
+    ) -> Supervisor {
         self.status_tx = Some(tx);
         self.config_files = config_files;
         self
     }
 
     fn publish_status(&mut self, ctx: &mut Context<Self>) {
-        let Some(tx) = self.status_tx.clone() else { return };
+        let Some(tx) = self.status_tx.clone() else {
+            return;
+        };
         let accounts: Vec<Addr<AccountActor>> = self.accounts.values().cloned().collect();
-        let targets: Vec<SharedTargetStatus> = self.notifiers.values().map(|(_, s)| s.clone()).collect();
+        let targets: Vec<SharedTargetStatus> =
+            self.notifiers.values().map(|(_, s)| s.clone()).collect();
         let store = self.store.clone();
         let started_at = self.started_at;
         let config_files = self.config_files.clone();
@@ -130,20 +137,32 @@ impl Supervisor {
     }
 
     fn start_account(&mut self, cfg: AccountConfig, me: Recipient<FirstPollDone>) {
-        let client = VastClient::new(self.http.clone(), cfg.api_url.clone(), cfg.api_key.clone(), self.opts.client.clone());
+        let client = VastClient::new(
+            self.http.clone(),
+            cfg.api_url.clone(),
+            cfg.api_key.clone(),
+            self.opts.client.clone(),
+        );
         let name = cfg.name.clone();
         match AccountActor::new(cfg, client, self.store.clone(), Some(me)) {
             Ok(actor) => {
                 self.awaiting_first_poll.insert(name.clone());
                 self.accounts.insert(name, actor.start());
             }
-            Err(e) => tracing::error!(account = %name, error = %e, "invalid pattern in the account; not started"),
+            Err(e) => {
+                tracing::error!(account = %name, error = %e, "invalid pattern in the account; not started")
+            }
         }
     }
 
     fn start_target(&mut self, cfg: TargetConfig) {
         let name = cfg.name.clone();
-        let actor = NotifierActor::new(cfg, self.store.clone(), self.http.clone(), self.opts.delivery);
+        let actor = NotifierActor::new(
+            cfg,
+            self.store.clone(),
+            self.http.clone(),
+            self.opts.delivery,
+        );
         let status = actor.status();
         self.notifiers.insert(name, (actor.start(), status));
     }
@@ -162,7 +181,11 @@ impl Supervisor {
             let r: usize = done
                 .machines
                 .iter()
-                .map(|s| s.get("rentals").and_then(|r| r.as_array()).map_or(0, |a| a.len()))
+                .map(|s| {
+                    s.get("rentals")
+                        .and_then(|r| r.as_array())
+                        .map_or(0, |a| a.len())
+                })
                 .sum();
             machines += m;
             rentals += r;
@@ -171,7 +194,8 @@ impl Supervisor {
             } else {
                 format!("{}: first poll failed", done.account)
             });
-            accounts.push(json!({ "account": done.account, "ok": done.ok, "machines": done.machines }));
+            accounts
+                .push(json!({ "account": done.account, "ok": done.ok, "machines": done.machines }));
         }
         for pending in &self.awaiting_first_poll {
             lines.push(format!("{pending}: no answer yet"));
@@ -179,7 +203,10 @@ impl Supervisor {
         let event = supervisor_event(
             EventKind::StartupSummary,
             Utc::now(),
-            format!("Watching {} accounts, {machines} machines, {rentals} rentals", self.accounts.len()),
+            format!(
+                "Watching {} accounts, {machines} machines, {rentals} rentals",
+                self.accounts.len()
+            ),
             lines.join("\n"),
             json!({ "accounts": accounts, "machines": machines, "rentals": rentals }),
         );
@@ -229,7 +256,9 @@ impl Actor for Supervisor {
         if self.awaiting_first_poll.is_empty() {
             self.send_startup_summary();
         }
-        ctx.run_later(STARTUP_SUMMARY_DEADLINE, |act, _| act.send_startup_summary());
+        ctx.run_later(STARTUP_SUMMARY_DEADLINE, |act, _| {
+            act.send_startup_summary()
+        });
         self.publish_status(ctx);
         ctx.run_interval(STATUS_EVERY, |act, ctx| act.publish_status(ctx));
     }
@@ -259,9 +288,16 @@ impl Handler<Shutdown> for Supervisor {
         for addr in self.accounts.values() {
             addr.do_send(StopAccount);
         }
-        let stop = supervisor_event(EventKind::SupervisorStop, Utc::now(), "vast-supervisor stopped", "clean shutdown", json!({}));
+        let stop = supervisor_event(
+            EventKind::SupervisorStop,
+            Utc::now(),
+            "vast-supervisor stopped",
+            "clean shutdown",
+            json!({}),
+        );
         let store = self.store.clone();
-        let statuses: Vec<SharedTargetStatus> = self.notifiers.values().map(|(_, s)| s.clone()).collect();
+        let statuses: Vec<SharedTargetStatus> =
+            self.notifiers.values().map(|(_, s)| s.clone()).collect();
         let deadline = tokio::time::Instant::now() + self.opts.flush_timeout;
         Box::pin(
             async move {

@@ -36,15 +36,24 @@ pub async fn status(socket: &Path, json: bool) -> Result<(), ClientError> {
     .await?;
     let snapshot = snapshot.ok_or_else(|| ClientError::Reply("no status in the reply".into()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&snapshot).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&snapshot).unwrap_or_default()
+        );
     } else {
-        let st: StatusSnapshot = serde_json::from_value(snapshot).map_err(|e| ClientError::Reply(e.to_string()))?;
+        let st: StatusSnapshot =
+            serde_json::from_value(snapshot).map_err(|e| ClientError::Reply(e.to_string()))?;
         print!("{}", render::status_table(&st));
     }
     Ok(())
 }
 
-pub async fn events(socket: &Path, follow: bool, json: bool, limit: usize) -> Result<(), ClientError> {
+pub async fn events(
+    socket: &Path,
+    follow: bool,
+    json: bool,
+    limit: usize,
+) -> Result<(), ClientError> {
     let req = ControlRequest::Events { limit, follow };
     let printing = request(socket, &req, |reply| {
         if let Some(ev) = reply.get("event") {

@@ -24,7 +24,10 @@ pub struct ControlContext {
 }
 
 /// Binds `path` (replacing a stale socket), sets mode 0660 and serves until the task is dropped.
-pub async fn serve(path: &Path, ctx: ControlContext) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub async fn serve(
+    path: &Path,
+    ctx: ControlContext,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -43,8 +46,12 @@ pub async fn serve(path: &Path, ctx: ControlContext) -> std::io::Result<tokio::t
     let places = Arc::new(Semaphore::new(MAX_CLIENTS));
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let Ok(place) = places.clone().acquire_owned().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(place) = places.clone().acquire_owned().await else {
+                return;
+            };
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 if let Err(e) = handle(stream, ctx).await {
@@ -64,13 +71,21 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
         Ok(Ok(None)) => return Ok(()),
         Ok(Err(e)) => return Err(e),
         Err(_) => {
-            return write_line(&mut write, &json!({"ok": false, "error": "no request within 2s"})).await;
+            return write_line(
+                &mut write,
+                &json!({"ok": false, "error": "no request within 2s"}),
+            )
+            .await;
         }
     };
     let request: ControlRequest = match serde_json::from_str(&line) {
         Ok(r) => r,
         Err(e) => {
-            return write_line(&mut write, &json!({"ok": false, "error": format!("bad request: {e}")})).await;
+            return write_line(
+                &mut write,
+                &json!({"ok": false, "error": format!("bad request: {e}")}),
+            )
+            .await;
         }
     };
     match request {
@@ -82,14 +97,21 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
             let recent = ctx.store.run(move |s| s.recent_events(limit)).await;
             let recent = match recent {
                 Ok(r) => r,
-                Err(e) => return write_line(&mut write, &json!({"ok": false, "error": e.to_string()})).await,
+                Err(e) => {
+                    return write_line(&mut write, &json!({"ok": false, "error": e.to_string()}))
+                        .await
+                }
             };
             let mut cursor = recent.last().map(|q| q.seq).unwrap_or(0);
             if recent.is_empty() {
                 cursor = ctx.store.run(|s| s.max_seq()).await.unwrap_or(0);
             }
             for q in recent {
-                write_line(&mut write, &json!({"ok": true, "seq": q.seq, "event": q.event})).await?;
+                write_line(
+                    &mut write,
+                    &json!({"ok": true, "seq": q.seq, "event": q.event}),
+                )
+                .await?;
             }
             if !follow {
                 return Ok(());
@@ -100,17 +122,26 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
                     return Ok(());
                 }
                 let c = cursor;
-                let Ok(batch) = ctx.store.run(move |s| s.events_after(c, 256)).await else { return Ok(()) };
+                let Ok(batch) = ctx.store.run(move |s| s.events_after(c, 256)).await else {
+                    return Ok(());
+                };
                 for q in batch {
                     cursor = q.seq;
-                    write_line(&mut write, &json!({"ok": true, "seq": q.seq, "event": q.event})).await?;
+                    write_line(
+                        &mut write,
+                        &json!({"ok": true, "seq": q.seq, "event": q.event}),
+                    )
+                    .await?;
                 }
             }
         }
     }
 }
 
-async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &serde_json::Value) -> std::io::Result<()> {
+async fn write_line(
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+    v: &serde_json::Value,
+) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(v).map_err(std::io::Error::other)?;
     line.push(b'\n');
     w.write_all(&line).await

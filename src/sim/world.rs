@@ -1464,7 +1464,7 @@ impl World {
         }
         let remaining: Vec<&&SimInstance> = owned
             .iter()
-            .filter(|i| after.map_or(true, |a| i.id > a))
+            .filter(|i| after.is_none_or(|a| i.id > a))
             .collect();
         let page: Vec<Value> = remaining
             .iter()
