@@ -31,6 +31,23 @@ fn main() -> ExitCode {
             let socket = commands::resolve_socket(cli.socket, &cli.config);
             return client_command(commands::status(&socket, json));
         }
+        Command::Reload => {
+            let socket = commands::resolve_socket(cli.socket, &cli.config);
+            let mut rejected = false;
+            let code = client_command(async {
+                rejected = commands::reload(&socket).await?;
+                Ok(())
+            });
+            return if rejected && code == ExitCode::SUCCESS {
+                ExitCode::from(2)
+            } else {
+                code
+            };
+        }
+        Command::NotifyTest { target } => {
+            let socket = commands::resolve_socket(cli.socket, &cli.config);
+            return client_command(commands::notify_test(&socket, &target));
+        }
         Command::Events {
             follow,
             json,

@@ -1,7 +1,9 @@
 //! The daemon side of the control socket.
 
 use super::protocol::{ControlRequest, StatusSnapshot};
+use crate::actors::supervisor::{NotifyTest, Reload, Supervisor};
 use crate::store::StoreHandle;
+use actix::Addr;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -21,6 +23,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ControlContext {
     pub status: watch::Receiver<StatusSnapshot>,
     pub store: StoreHandle,
+    /// For `reload` and `notify-test`; `None` answers them with an error.
+    pub supervisor: Option<Addr<Supervisor>>,
 }
 
 /// Binds `path` (replacing a stale socket), sets mode 0660 and serves until the task is dropped.
@@ -92,6 +96,36 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
         ControlRequest::Status => {
             let snapshot = ctx.status.borrow().clone();
             write_line(&mut write, &json!({"ok": true, "status": snapshot})).await
+        }
+        ControlRequest::Reload => {
+            let Some(sup) = ctx.supervisor else {
+                return write_line(
+                    &mut write,
+                    &json!({"ok": false, "error": "reload is not available"}),
+                )
+                .await;
+            };
+            let reply = match sup.send(Reload).await {
+                Ok(Ok(report)) => json!({"ok": true, "report": report, "lines": report.lines()}),
+                Ok(Err(e)) => json!({"ok": false, "error": e}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            };
+            write_line(&mut write, &reply).await
+        }
+        ControlRequest::NotifyTest { target } => {
+            let Some(sup) = ctx.supervisor else {
+                return write_line(
+                    &mut write,
+                    &json!({"ok": false, "error": "notify-test is not available"}),
+                )
+                .await;
+            };
+            let reply = match sup.send(NotifyTest { target }).await {
+                Ok(Ok(answer)) => json!({"ok": true, "answer": answer}),
+                Ok(Err(e)) => json!({"ok": false, "error": e}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            };
+            write_line(&mut write, &reply).await
         }
         ControlRequest::Events { limit, follow } => {
             let recent = ctx.store.run(move |s| s.recent_events(limit)).await;
