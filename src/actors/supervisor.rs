@@ -226,8 +226,7 @@ impl Supervisor {
             return;
         }
         self.summary_sent = true;
-        let mut machines = 0;
-        let mut rentals = 0;
+        let (mut machines, mut rentals, mut instances) = (0, 0, 0);
         let mut lines = Vec::new();
         let mut accounts = Vec::new();
         for done in &self.first_polls {
@@ -241,15 +240,25 @@ impl Supervisor {
                         .map_or(0, |a| a.len())
                 })
                 .sum();
+            let i = done.instances.len();
             machines += m;
             rentals += r;
+            instances += i;
+            let mut parts = Vec::new();
+            if m > 0 || i == 0 {
+                parts.push(format!("{m} machines, {r} rentals"));
+            }
+            if i > 0 {
+                parts.push(format!("{i} instances"));
+            }
             lines.push(if done.ok {
-                format!("{}: {m} machines, {r} rentals", done.account)
+                format!("{}: {}", done.account, parts.join(", "))
             } else {
                 format!("{}: first poll failed", done.account)
             });
-            accounts
-                .push(json!({ "account": done.account, "ok": done.ok, "machines": done.machines }));
+            accounts.push(json!({
+                "account": done.account, "ok": done.ok, "machines": done.machines, "instances": done.instances,
+            }));
         }
         for pending in &self.awaiting_first_poll {
             lines.push(format!("{pending}: no answer yet"));
@@ -258,11 +267,11 @@ impl Supervisor {
             EventKind::StartupSummary,
             Utc::now(),
             format!(
-                "Watching {} accounts, {machines} machines, {rentals} rentals",
+                "Watching {} accounts: {machines} machines, {rentals} rentals, {instances} instances",
                 self.accounts.len()
             ),
             lines.join("\n"),
-            json!({ "accounts": accounts, "machines": machines, "rentals": rentals }),
+            json!({ "accounts": accounts, "machines": machines, "rentals": rentals, "instances": instances }),
         );
         let store = self.store.clone();
         actix::spawn(async move { queue_events(&store, "", vec![event]).await });

@@ -242,6 +242,17 @@ impl GpuType {
         }
     }
 
+    /// The label with its article: "an on-demand", "a reserved".
+    pub fn with_article(self) -> String {
+        let label = self.label();
+        let article = if label.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {label}")
+    }
+
     /// The counters split rentals into on-demand and everything else.
     pub(crate) fn class(self) -> Class {
         match self {

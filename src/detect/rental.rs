@@ -497,10 +497,10 @@ impl RentalBook {
                     let mut data = r.data();
                     data.insert("by".into(), json!(taker.as_str()));
                     let text = format!(
-                        "{}: {} interruptible taken by a {} rental; {} storage kept",
+                        "{}: {} interruptible taken by {} rental; {} storage kept",
                         r.id,
                         em.gpus_text(r.gpus.len()),
-                        taker.label(),
+                        taker.with_article(),
                         fmt_gb(r.storage_gb)
                     );
                     let title = format!("Interruptible rental preempted on {}", em.host);
