@@ -249,3 +249,50 @@ async fn events_older_than_max_age_are_dropped_and_reported() {
     let st = status(&addr).await;
     assert_eq!(st.dropped, 1);
 }
+
+#[actix_rt::test]
+async fn a_burst_within_the_batch_window_becomes_one_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let fake = FakeServices::start().await;
+    let mut target = discord(&fake, "discord");
+    target.batch_window = Duration::from_millis(300);
+    let _addr = start(target, &store);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let burst: Vec<Event> = (0..30)
+        .map(|i| {
+            Event::new(
+                format!("acme:m{i}:1"),
+                EventKind::MachineOffline,
+                Some("acme".into()),
+                Subject::Machine {
+                    id: i as u64,
+                    name: Some(format!("rig-{i}")),
+                },
+                Utc::now(),
+                format!("rig-{i} is offline"),
+                "timeout",
+            )
+        })
+        .collect();
+    for chunk in burst.chunks(10) {
+        queue(&store, chunk.to_vec()).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    fake.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let received = fake.received_by(FakeService::Discord);
+    assert_eq!(
+        received.len(),
+        1,
+        "30 events in the window: one digest message"
+    );
+    let body = &received[0].body;
+    for i in [0, 15, 29] {
+        assert!(
+            body.contains(&format!("rig-{i} is offline")),
+            "digest names rig-{i}"
+        );
+    }
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
