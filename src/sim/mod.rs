@@ -414,14 +414,21 @@ pub async fn simulate_until(
         scenario.len(),
         crate::util::format_duration(scenario.duration())
     )?;
-    for (name, key) in scenario.accounts() {
+    let accounts = scenario.accounts();
+    let run = sim.run_scenario(scenario);
+    // Print the accounts only once the first step has created them, so a client that starts
+    // polling as soon as it reads its key is never refused.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while sim.accounts().len() < accounts.len() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for (name, key) in accounts {
         writeln!(
             out,
             "\n[[account]]\nname = \"{name}\"\napi_key = \"{key}\"\napi_url = \"{base_url}\"\nwatch = [\"machines\", \"instances\"]"
         )?;
     }
     out.flush()?;
-    let run = sim.run_scenario(scenario);
     let stopped = stop.await.context("cannot wait for Ctrl+C");
     run.abort();
     sim.shutdown();

@@ -1,0 +1,112 @@
+//! The command line as a user runs it: `check` exit codes and output, `simulate` serving the
+//! simulated cloud, and usage errors.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vast-supervisor")
+}
+
+#[test]
+fn check_exits_0_on_valid_and_2_on_invalid_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+    std::fs::write(
+        dir.path().join("conf.d/10-a.toml"),
+        "[[account]]\nname = \"a\"\napi_key = \"SECRET-KEY-1\"\n",
+    )
+    .unwrap();
+    let ok = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("configuration OK: "));
+
+    std::fs::write(
+        dir.path().join("conf.d/20-b.toml"),
+        "[[account]]\nname = \"b\"\napi_key = \"SECRET-KEY-2\"\npoll_interval = \"5s\"\n",
+    )
+    .unwrap();
+    let bad = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    let expected = format!("{}:4:17: ", dir.path().join("conf.d/20-b.toml").display());
+    assert!(err.starts_with(&expected), "path:line:col first: {err}");
+    assert!(err.contains("10s"), "{err}");
+    assert!(!err.contains("SECRET-KEY"), "no secret in check output");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = Command::new(bin()).arg("no-such-command").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn simulate_serves_the_demo_cloud() {
+    let mut child = Command::new(bin())
+        .args(["simulate", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut url = None;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        if let Some(start) = line.find("http://127.0.0.1:") {
+            url = Some(
+                line[start..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .to_string(),
+            );
+            break;
+        }
+    }
+    let url = url.expect("simulate prints its base URL");
+    // The accounts are printed once the scenario's first step has created them.
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        if line.starts_with("api_key") {
+            break;
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let machines = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let resp = client
+            .get(format!("{url}/api/v0/machines/?owner=me"))
+            .bearer_auth(vast_supervisor::sim::DEMO_HOST_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{:?}", resp.headers());
+        resp.json::<serde_json::Value>().await.unwrap()
+    });
+    assert!(!machines["machines"].as_array().unwrap().is_empty());
+    let _ = child.kill();
+    let _ = child.wait();
+}
