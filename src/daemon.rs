@@ -7,6 +7,7 @@ use crate::actors::{Supervisor, SupervisorOptions};
 use crate::config::{self, AccountConfig, LoadedConfig, TargetConfig};
 use crate::control::{self, ControlContext, StatusSnapshot};
 use crate::store::StoreHandle;
+use crate::vast::ClientOptions;
 use actix::prelude::*;
 use anyhow::Context as _;
 use futures::StreamExt;
@@ -98,7 +99,11 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("cannot open the control socket {}", prepared.control_socket.display()))?;
-        let supervisor = Supervisor::new(prepared.accounts, prepared.targets, store, SupervisorOptions::default())
+        let sup_opts = SupervisorOptions {
+            client: opts.poll_interval_override.map(ClientOptions::for_short_polls).unwrap_or_default(),
+            ..SupervisorOptions::default()
+        };
+        let supervisor = Supervisor::new(prepared.accounts, prepared.targets, store, sup_opts)
             .with_status(status_tx, prepared.config_files)
             .start();
         while let Some(signal) = signals.next().await {

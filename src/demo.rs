@@ -36,8 +36,9 @@ pub fn run(duration: Option<Duration>) -> anyhow::Result<()> {
         renter.watch = Watch { machines: false, instances: true };
         let console = TargetConfig::with_defaults("console", TargetUrl::Console);
         let opts = SupervisorOptions {
-            client: ClientOptions::for_demo(),
+            client: ClientOptions::for_short_polls(DEMO_POLL),
             flush_timeout: Duration::from_secs(3),
+            ..SupervisorOptions::default()
         };
         let supervisor = Supervisor::new(vec![host, renter], vec![console], store, opts).start();
 

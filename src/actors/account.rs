@@ -1,24 +1,35 @@
 //! One actor per Vast account: owns the account's API client (and so its per-endpoint pacing),
-//! fetches the machine list once per poll and hands each machine actor its row. Polls are
-//! self-scheduled with `notify_later` and run under `ctx.wait`, so they never overlap. Owns the
-//! account's health: `account_stale` after `stale_after_polls` failed polls in a row,
-//! `account_restored` when polls succeed again, `account_auth_failed` (and a slow probe) on 401/403.
+//! fetches the machine list and the instance list once per poll and hands each machine or
+//! instance actor its row. Polls are self-scheduled with `notify_later` and run under `ctx.wait`,
+//! so they never overlap. Owns the account's health (`account_stale` after `stale_after_polls`
+//! failed polls in a row, `account_restored`, `account_auth_failed` with a slow probe) and its
+//! money watch (`credit_low`, the daily `earnings_digest`), whose small state it persists.
 
+use super::instance::{InstanceActor, InstanceMissing, InstanceRecord, InstanceSettings, ObserveInstance};
 use super::machine::{MachineActor, Missing, Observe, ObserveReport};
 use super::{account_event, queue_events};
 use crate::config::AccountConfig;
+use crate::detect::instance::{InstanceAdoption, InstanceRules};
+use crate::detect::logs::compile_rules;
+use crate::detect::money::{self, CreditState, DigestState};
 use crate::detect::{Adoption, MachineRules, MachineState};
-use crate::event::EventKind;
-use crate::store::StoreHandle;
-use crate::vast::{Machine, VastClient, VastError};
+use crate::event::{Event, EventKind};
+use crate::store::{Commit, StoreHandle};
+use crate::vast::{Instance, Machine, VastClient, VastError};
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Local, Utc};
 use futures::future::join_all;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Credit changes slowly: `/users/current/` is asked at most this often.
+const CREDIT_EVERY: Duration = Duration::from_secs(300);
+/// Below this poll interval (tests, demo, benchmarks) everything is checked every poll.
+const SHORT_POLL: Duration = Duration::from_secs(10);
 
 /// How healthy the account's polling is (shown in status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +49,15 @@ impl AccountHealth {
     }
 }
 
+/// The account's own persisted state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AccountRecord {
+    pub credit: CreditState,
+    pub digest: DigestState,
+    pub digest_seq: u64,
+}
+
 /// Sent to the supervisor once the account's first poll after start-up has been handled.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
@@ -45,6 +65,7 @@ pub struct FirstPollDone {
     pub account: String,
     pub ok: bool,
     pub machines: Vec<serde_json::Value>,
+    pub instances: Vec<serde_json::Value>,
 }
 
 pub struct AccountActor {
@@ -52,9 +73,12 @@ pub struct AccountActor {
     client: VastClient,
     store: StoreHandle,
     rules: Arc<MachineRules>,
+    instance_settings: Arc<InstanceSettings>,
     machines: BTreeMap<u64, Addr<MachineActor>>,
-    /// Machines whose single lookup came back empty: not looked up again until they reappear.
-    gone: BTreeSet<u64>,
+    instances: BTreeMap<u64, Addr<InstanceActor>>,
+    /// Subjects whose single lookup came back empty: not looked up again until they reappear.
+    gone_machines: BTreeSet<u64>,
+    gone_instances: BTreeSet<u64>,
     successful_polls: u64,
     consecutive_failures: u32,
     health: AccountHealth,
@@ -62,25 +86,43 @@ pub struct AccountActor {
     supervisor: Option<Recipient<FirstPollDone>>,
     last_error: Option<String>,
     last_poll: Option<DateTime<Utc>>,
-    /// The latest summary of each machine, for status.
+    record: AccountRecord,
+    last_credit_check: Option<tokio::time::Instant>,
+    /// The latest summary of each machine and instance, for status.
     summaries: BTreeMap<u64, serde_json::Value>,
+    instance_summaries: BTreeMap<u64, serde_json::Value>,
 }
 
 impl AccountActor {
+    /// Fails only when the account's regexes do not compile (the configuration checked them).
     pub fn new(
         cfg: AccountConfig,
         client: VastClient,
         store: StoreHandle,
-        rules: MachineRules,
         supervisor: Option<Recipient<FirstPollDone>>,
-    ) -> AccountActor {
-        AccountActor {
+    ) -> Result<AccountActor, regex::Error> {
+        let rules = MachineRules::from_account(&cfg)?;
+        let log_interval = if cfg.poll_interval < SHORT_POLL {
+            cfg.poll_interval
+        } else {
+            cfg.poll_interval.max(Duration::from_secs(60))
+        };
+        let instance_settings = InstanceSettings {
+            rules: InstanceRules::from_account(&cfg),
+            log_rules: compile_rules(&cfg.log_rules)?,
+            actions_enabled: cfg.actions_enabled,
+            log_interval,
+        };
+        Ok(AccountActor {
             cfg,
             client,
             store,
             rules: Arc::new(rules),
+            instance_settings: Arc::new(instance_settings),
             machines: BTreeMap::new(),
-            gone: BTreeSet::new(),
+            instances: BTreeMap::new(),
+            gone_machines: BTreeSet::new(),
+            gone_instances: BTreeSet::new(),
             successful_polls: 0,
             consecutive_failures: 0,
             health: AccountHealth::Ok,
@@ -88,8 +130,11 @@ impl AccountActor {
             supervisor,
             last_error: None,
             last_poll: None,
+            record: AccountRecord::default(),
+            last_credit_check: None,
             summaries: BTreeMap::new(),
-        }
+            instance_summaries: BTreeMap::new(),
+        })
     }
 
     fn watches(&self, id: u64) -> bool {
@@ -102,6 +147,20 @@ impl AccountActor {
         addr
     }
 
+    fn spawn_instance(&mut self, id: u64, record: Option<InstanceRecord>) -> Addr<InstanceActor> {
+        let addr = InstanceActor::new(
+            self.cfg.name.clone(),
+            id,
+            record,
+            self.instance_settings.clone(),
+            self.client.clone(),
+            self.store.clone(),
+        )
+        .start();
+        self.instances.insert(id, addr.clone());
+        addr
+    }
+
     fn next_delay(&self) -> Duration {
         let base = match self.health {
             // A revoked key is probed every few minutes, not hammered.
@@ -109,13 +168,13 @@ impl AccountActor {
             _ => self.cfg.poll_interval,
         };
         // +-10% jitter spreads many accounts' polls over the interval.
-        let jitter = rand::thread_rng().gen_range(0.9..1.1);
-        base.mul_f64(jitter)
+        base.mul_f64(rand::thread_rng().gen_range(0.9..1.1))
     }
 
-    /// Handles a fetched machine list: observe every row, confirm missing machines by lookup.
-    fn on_list(&mut self, rows: Vec<Machine>, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
-        let adoption = if self.successful_polls == 0 { Adoption::FirstStart } else { Adoption::Running };
+    /// Observes every listed machine and confirms missing ones by lookup. Resolves to the
+    /// reports of this poll.
+    fn observe_machines(&mut self, rows: Vec<Machine>, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
+        let adoption = if self.successful_polls <= 1 { Adoption::FirstStart } else { Adoption::Running };
         let mut seen = BTreeSet::new();
         let mut observes = Vec::new();
         for row in rows {
@@ -126,7 +185,7 @@ impl AccountActor {
             if !self.watches(id) || !seen.insert(id) {
                 continue;
             }
-            self.gone.remove(&id);
+            self.gone_machines.remove(&id);
             let addr = match self.machines.get(&id) {
                 Some(a) => a.clone(),
                 None => self.spawn_machine(id, None),
@@ -136,7 +195,7 @@ impl AccountActor {
         let missing: Vec<(u64, Addr<MachineActor>)> = self
             .machines
             .iter()
-            .filter(|(id, _)| !seen.contains(id) && !self.gone.contains(id))
+            .filter(|(id, _)| !seen.contains(id) && !self.gone_machines.contains(id))
             .map(|(id, a)| (*id, a.clone()))
             .collect();
         let client = self.client.clone();
@@ -171,27 +230,153 @@ impl AccountActor {
         }
         .into_actor(self)
         .map(|(reports, gone), act, _ctx| {
-            act.gone.extend(gone);
-            for r in &reports {
+            act.gone_machines.extend(gone);
+            for r in reports {
                 if !r.summary.is_null() {
-                    act.summaries.insert(r.machine_id, r.summary.clone());
-                }
-            }
-            if !act.first_poll_reported {
-                act.first_poll_reported = true;
-                if let Some(sup) = &act.supervisor {
-                    sup.do_send(FirstPollDone {
-                        account: act.cfg.name.clone(),
-                        ok: true,
-                        machines: reports.into_iter().map(|r| r.summary).filter(|s| !s.is_null()).collect(),
-                    });
+                    act.summaries.insert(r.machine_id, r.summary);
                 }
             }
         })
     }
 
+    /// Observes every listed instance and confirms missing ones by the single lookup.
+    fn observe_instances(&mut self, rows: Vec<Instance>, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
+        let adoption = if self.successful_polls <= 1 { InstanceAdoption::FirstStart } else { InstanceAdoption::Running };
+        let mut seen = BTreeSet::new();
+        let mut observes = Vec::new();
+        for row in rows {
+            let Some(id) = row.id else { continue };
+            if !seen.insert(id) {
+                continue;
+            }
+            self.gone_instances.remove(&id);
+            let addr = match self.instances.get(&id) {
+                Some(a) => a.clone(),
+                None => self.spawn_instance(id, None),
+            };
+            observes.push((id, addr.send(ObserveInstance { row, now, adoption })));
+        }
+        let missing: Vec<(u64, Addr<InstanceActor>)> = self
+            .instances
+            .iter()
+            .filter(|(id, _)| !seen.contains(id) && !self.gone_instances.contains(id))
+            .map(|(id, a)| (*id, a.clone()))
+            .collect();
+        let client = self.client.clone();
+        let account = self.cfg.name.clone();
+        async move {
+            let mut summaries = Vec::new();
+            let (ids, futs): (Vec<u64>, Vec<_>) = observes.into_iter().unzip();
+            for (id, r) in ids.into_iter().zip(join_all(futs).await) {
+                match r {
+                    Ok(Ok(summary)) => summaries.push((id, summary)),
+                    Ok(Err(e)) => tracing::error!(account = %account, instance = id, error = %e, "observation failed"),
+                    Err(e) => tracing::error!(account = %account, instance = id, error = %e, "instance actor unreachable"),
+                }
+            }
+            let mut gone = Vec::new();
+            for (id, addr) in missing {
+                match client.instance(id).await {
+                    Ok(lookup) => {
+                        if lookup.is_none() {
+                            gone.push(id);
+                        }
+                        if let Ok(Ok(summary)) = addr.send(InstanceMissing { lookup, now }).await {
+                            summaries.push((id, summary));
+                        }
+                    }
+                    Err(e) => tracing::warn!(account = %account, instance = id, error = %e, "lookup of a missing instance failed"),
+                }
+            }
+            (summaries, gone)
+        }
+        .into_actor(self)
+        .map(|(summaries, gone), act, _ctx| {
+            act.gone_instances.extend(gone);
+            for (id, s) in summaries {
+                if !s.is_null() {
+                    act.instance_summaries.insert(id, s);
+                }
+            }
+        })
+    }
+
+    /// Credit and the daily digest: fetched only when due, committed with the account record.
+    fn watch_money(&mut self, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
+        let credit_due = self.cfg.credit_low_below.is_some()
+            && (self.cfg.poll_interval < SHORT_POLL
+                || self.last_credit_check.is_none_or(|t| t.elapsed() >= CREDIT_EVERY));
+        let digest_day = match (self.cfg.earnings_digest_at, self.cfg.watch.machines) {
+            (Some(at), true) => money::digest_due(&self.record.digest, at, Local::now().naive_local()),
+            _ => None,
+        };
+        if credit_due {
+            self.last_credit_check = Some(tokio::time::Instant::now());
+        }
+        let client = self.client.clone();
+        let record = self.record.clone();
+        let threshold = self.cfg.credit_low_below;
+        let account = self.cfg.name.clone();
+        let names: BTreeMap<u64, String> = self
+            .summaries
+            .iter()
+            .map(|(id, s)| (*id, s.get("hostname").and_then(|h| h.as_str()).unwrap_or_default().to_string()))
+            .collect();
+        let store = self.store.clone();
+        async move {
+            if !credit_due && digest_day.is_none() {
+                return None;
+            }
+            let mut record = record;
+            let mut events: Vec<Event> = Vec::new();
+            if let (true, Some(threshold)) = (credit_due, threshold) {
+                match client.current_user().await {
+                    Ok(user) => {
+                        if let Some(credit) = user.credit.or(user.balance) {
+                            let (next, evs) = money::observe_credit(&record.credit, credit, threshold, &account, now);
+                            record.credit = next;
+                            events.extend(evs);
+                        }
+                    }
+                    Err(e) => tracing::warn!(account = %account, error = %e, "credit check failed"),
+                }
+            }
+            if let Some(day) = digest_day {
+                let (sday, eday) = money::earnings_window(day);
+                match client.machine_earnings(sday, eday).await {
+                    Ok(earnings) => {
+                        record.digest_seq += 1;
+                        events.push(money::earnings_digest(day, &earnings, &names, &account, now, record.digest_seq));
+                        record.digest.last_sent_day = Some(day);
+                    }
+                    Err(e) => tracing::warn!(account = %account, error = %e, "earnings fetch failed; the digest is retried next poll"),
+                }
+            }
+            let commit = Commit {
+                account: account.clone(),
+                kind: "account",
+                id: account.clone(),
+                state: serde_json::to_string(&record).ok(),
+                events,
+            };
+            match store.apply(vec![commit]).await {
+                Ok(_) => Some(record),
+                Err(e) => {
+                    tracing::error!(account = %account, error = %e, "could not persist the account state");
+                    None
+                }
+            }
+        }
+        .into_actor(self)
+        .map(|record, act, _| {
+            if let Some(r) = record {
+                act.record = r;
+            }
+        })
+    }
+
     /// Records a failed poll and returns the account events it implies.
-    fn on_failure(&mut self, error: &VastError, now: DateTime<Utc>) -> Vec<crate::event::Event> {
+    fn on_failure(&mut self, error: &VastError, now: DateTime<Utc>) -> Vec<Event> {
         let name = self.cfg.name.clone();
         self.last_error = Some(error.to_string());
         let mut events = Vec::new();
@@ -207,34 +392,32 @@ impl AccountActor {
                     json!({ "error": error.to_string() }),
                 ));
             }
+            self.report_first_poll(false);
             return events;
         }
         self.consecutive_failures += 1;
         tracing::warn!(account = %name, failures = self.consecutive_failures, reason = error.reason(), error = %error, "poll failed");
-        if self.consecutive_failures >= self.cfg.stale_after_polls && self.health == AccountHealth::Ok {
-            self.health = AccountHealth::Stale;
-            events.push(account_event(
-                &name,
-                EventKind::AccountStale,
-                now,
-                format!("Vast data for {name} is stale"),
-                format!(
-                    "{} polls in a row failed ({}). Per-machine alerts are held back until polls succeed.",
-                    self.consecutive_failures, error
-                ),
-                json!({ "failed_polls": self.consecutive_failures, "reason": error.reason() }),
-            ));
-        }
-        if !self.first_poll_reported && self.consecutive_failures >= self.cfg.stale_after_polls {
-            self.first_poll_reported = true;
-            if let Some(sup) = &self.supervisor {
-                sup.do_send(FirstPollDone { account: name, ok: false, machines: Vec::new() });
+        if self.consecutive_failures >= self.cfg.stale_after_polls {
+            if self.health == AccountHealth::Ok {
+                self.health = AccountHealth::Stale;
+                events.push(account_event(
+                    &name,
+                    EventKind::AccountStale,
+                    now,
+                    format!("Vast data for {name} is stale"),
+                    format!(
+                        "{} polls in a row failed ({}). Per-machine alerts are held back until polls succeed.",
+                        self.consecutive_failures, error
+                    ),
+                    json!({ "failed_polls": self.consecutive_failures, "reason": error.reason() }),
+                ));
             }
+            self.report_first_poll(false);
         }
         events
     }
 
-    fn on_success(&mut self, now: DateTime<Utc>) -> Vec<crate::event::Event> {
+    fn on_success(&mut self, now: DateTime<Utc>) -> Vec<Event> {
         let name = self.cfg.name.clone();
         let mut events = Vec::new();
         if self.health != AccountHealth::Ok {
@@ -254,39 +437,70 @@ impl AccountActor {
         self.last_poll = Some(now);
         events
     }
+
+    fn report_first_poll(&mut self, ok: bool) {
+        if self.first_poll_reported {
+            return;
+        }
+        self.first_poll_reported = true;
+        if let Some(sup) = &self.supervisor {
+            sup.do_send(FirstPollDone {
+                account: self.cfg.name.clone(),
+                ok,
+                machines: self.summaries.values().cloned().collect(),
+                instances: self.instance_summaries.values().cloned().collect(),
+            });
+        }
+    }
 }
 
 impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Load persisted machine states before the first poll, so changes that happened while
-        // the daemon was down are detected against them (with the real `since` window).
+        // Load persisted states before the first poll, so changes that happened while the daemon
+        // was down are detected against them (with the real `since` window).
         let store = self.store.clone();
         let account = self.cfg.name.clone();
         let load = async move {
             store
                 .run(move |s| {
-                    s.load_states(&account, "machine", |json| {
-                        serde_json::from_str::<MachineState>(json).map_err(|e| e.to_string())
-                    })
+                    let machines = s.load_states(&account, "machine", |j| {
+                        serde_json::from_str::<MachineState>(j).map_err(|e| e.to_string())
+                    })?;
+                    let instances = s.load_states(&account, "instance", |j| {
+                        serde_json::from_str::<InstanceRecord>(j).map_err(|e| e.to_string())
+                    })?;
+                    let record = s.load_states(&account, "account", |j| {
+                        serde_json::from_str::<AccountRecord>(j).map_err(|e| e.to_string())
+                    })?;
+                    Ok((machines, instances, record))
                 })
                 .await
         };
         ctx.wait(load.into_actor(self).map(|result, act, ctx| {
             match result {
-                Ok((states, quarantined)) => {
-                    for (id, state) in states {
+                Ok(((machines, bad_m), (instances, bad_i), (record, bad_a))) => {
+                    for (id, state) in machines {
                         if let Ok(id) = id.parse::<u64>() {
+                            act.summaries.insert(id, crate::detect::machine_summary(&state));
                             act.spawn_machine(id, Some(state));
                         }
                     }
-                    for q in quarantined {
-                        tracing::error!(account = %act.cfg.name, machine = %q.id, error = %q.error,
-                            "unreadable machine state quarantined; the machine is adopted afresh");
+                    for (id, rec) in instances {
+                        if let Ok(id) = id.parse::<u64>() {
+                            act.spawn_instance(id, Some(rec));
+                        }
+                    }
+                    if let Some((_, r)) = record.into_iter().next() {
+                        act.record = r;
+                    }
+                    for q in bad_m.iter().chain(&bad_i).chain(&bad_a) {
+                        tracing::error!(account = %act.cfg.name, kind = %q.kind, id = %q.id, error = %q.error,
+                            "unreadable state quarantined; the subject is adopted afresh");
                     }
                 }
-                Err(e) => tracing::error!(account = %act.cfg.name, error = %e, "could not load machine states"),
+                Err(e) => tracing::error!(account = %act.cfg.name, error = %e, "could not load stored state"),
             }
             ctx.notify(PollTick);
         }));
@@ -297,45 +511,67 @@ impl Actor for AccountActor {
 #[rtype(result = "()")]
 struct PollTick;
 
+type Fetched = (Option<Result<Vec<Machine>, VastError>>, Option<Result<Vec<Instance>, VastError>>, DateTime<Utc>);
+
 impl Handler<PollTick> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, _msg: PollTick, ctx: &mut Context<Self>) {
-        if !self.cfg.watch.machines {
-            return;
-        }
         let client = self.client.clone();
-        let poll = async move {
-            let result = client.machines().await;
-            (result, Utc::now())
-        }
-        .into_actor(self)
-        .then(|(result, now), act, _ctx| {
-            let fut: Box<dyn ActorFuture<Self, Output = ()> + Unpin> = match result {
-                Ok(rows) => {
-                    let events = act.on_success(now);
-                    let store = act.store.clone();
-                    let name = act.cfg.name.clone();
-                    let observe = act.on_list(rows, now);
-                    Box::new(
-                        async move { queue_events(&store, &name, events).await }
-                            .into_actor(act)
-                            .then(move |_, _act, _ctx| observe),
-                    )
-                }
-                Err(e) => {
-                    let events = act.on_failure(&e, now);
-                    let store = act.store.clone();
-                    let name = act.cfg.name.clone();
-                    Box::new(async move { queue_events(&store, &name, events).await }.into_actor(act))
-                }
-            };
-            fut
-        })
-        .map(|_, act, ctx| {
-            let delay = act.next_delay();
-            ctx.notify_later(PollTick, delay);
-        });
+        let watch = self.cfg.watch;
+        let fetch = async move {
+            let machines = if watch.machines { Some(client.machines().await) } else { None };
+            let instances = if watch.instances { Some(client.instances().await) } else { None };
+            (machines, instances, Utc::now())
+        };
+        let poll = fetch
+            .into_actor(self)
+            .then(|(machines, instances, now): Fetched, act, _ctx| {
+                let error = [machines.as_ref().and_then(|r| r.as_ref().err()), instances.as_ref().and_then(|r| r.as_ref().err())]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .cloned();
+                let events = match &error {
+                    Some(e) => act.on_failure(e, now),
+                    None => act.on_success(now),
+                };
+                let store = act.store.clone();
+                let name = act.cfg.name.clone();
+                let observe_m = machines.and_then(Result::ok).map(|rows| act.observe_machines(rows, now));
+                let observe_i = instances.and_then(Result::ok).map(|rows| act.observe_instances(rows, now));
+                let ok = error.is_none();
+                async move { queue_events(&store, &name, events).await }
+                    .into_actor(act)
+                    .then(move |_, act, _| {
+                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> = match observe_m {
+                            Some(f) => Box::pin(f),
+                            None => Box::pin(actix::fut::ready(())),
+                        };
+                        let _ = act;
+                        fut
+                    })
+                    .then(move |_, _act, _| {
+                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> = match observe_i {
+                            Some(f) => Box::pin(f),
+                            None => Box::pin(actix::fut::ready(())),
+                        };
+                        fut
+                    })
+                    .then(move |_, act, _| {
+                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> = if ok {
+                            act.report_first_poll(true);
+                            Box::pin(act.watch_money(now))
+                        } else {
+                            Box::pin(actix::fut::ready(()))
+                        };
+                        fut
+                    })
+            })
+            .map(|_, act, ctx| {
+                let delay = act.next_delay();
+                ctx.notify_later(PollTick, delay);
+            });
         ctx.wait(poll);
     }
 }
@@ -349,8 +585,9 @@ impl Handler<StopAccount> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, _msg: StopAccount, ctx: &mut Context<Self>) {
-        // Machine actors stop once their last address is dropped.
+        // Child actors stop once their last address is dropped.
         self.machines.clear();
+        self.instances.clear();
         ctx.stop();
     }
 }
@@ -365,6 +602,8 @@ pub struct AccountStatus {
     pub last_error: Option<String>,
     pub last_poll: Option<DateTime<Utc>>,
     pub machines: Vec<serde_json::Value>,
+    pub instances: Vec<serde_json::Value>,
+    pub api_requests: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Message)]
@@ -383,6 +622,8 @@ impl Handler<GetAccountStatus> for AccountActor {
             last_error: self.last_error.clone(),
             last_poll: self.last_poll,
             machines: self.summaries.values().cloned().collect(),
+            instances: self.instance_summaries.values().cloned().collect(),
+            api_requests: self.client.request_counts().into_iter().map(|(e, n)| (e.label(), n)).collect(),
         })
     }
 }

@@ -16,6 +16,7 @@
 //! crash cannot lose what was committed.
 
 pub mod account;
+pub mod instance;
 pub mod machine;
 pub mod notifier;
 pub mod supervisor;

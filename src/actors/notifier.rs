@@ -23,10 +23,26 @@ use tokio::time::Instant;
 
 /// How many outbox rows one read takes.
 const READ_BATCH: usize = 256;
-/// Transient failures lasting this long raise `target_failing` on the other targets.
-const FAILING_AFTER: Duration = Duration::from_secs(300);
-const BACKOFF_BASE: Duration = Duration::from_secs(1);
-const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// Retry timing of a notifier. The defaults suit real services; tests and benchmarks shrink them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeliveryTuning {
+    /// First retry after a transient failure waits about this long; each further one doubles.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Transient failures lasting this long raise `target_failing` on the other targets.
+    pub failing_after: Duration,
+}
+
+impl Default for DeliveryTuning {
+    fn default() -> Self {
+        DeliveryTuning {
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+            failing_after: Duration::from_secs(300),
+        }
+    }
+}
 
 /// What status shows about a target.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -51,17 +67,18 @@ pub struct NotifierActor {
     store: StoreHandle,
     http: reqwest::Client,
     status: SharedTargetStatus,
+    tuning: DeliveryTuning,
 }
 
 impl NotifierActor {
-    pub fn new(target: TargetConfig, store: StoreHandle, http: reqwest::Client) -> NotifierActor {
+    pub fn new(target: TargetConfig, store: StoreHandle, http: reqwest::Client, tuning: DeliveryTuning) -> NotifierActor {
         let status = Arc::new(Mutex::new(TargetStatus {
             name: target.name.clone(),
             service: target.url.service().to_string(),
             state: "ok".into(),
             ..Default::default()
         }));
-        NotifierActor { target, store, http, status }
+        NotifierActor { target, store, http, status, tuning }
     }
 
     pub fn status(&self) -> SharedTargetStatus {
@@ -77,10 +94,11 @@ impl Actor for NotifierActor {
         let store = self.store.clone();
         let http = self.http.clone();
         let status = self.status.clone();
+        let tuning = self.tuning;
         ctx.spawn(
             async move {
                 loop {
-                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone()));
+                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone(), tuning));
                     match run.catch_unwind().await {
                         Ok(Exit::Disabled) | Ok(Exit::StoreClosed) => return,
                         Err(_) => {
@@ -146,7 +164,13 @@ fn wanted(target: &TargetConfig, event: &Event) -> bool {
     target.wants(event.kind, event.severity, event.account.as_deref())
 }
 
-async fn deliver(target: TargetConfig, store: StoreHandle, http: reqwest::Client, status: SharedTargetStatus) -> Exit {
+async fn deliver(
+    target: TargetConfig,
+    store: StoreHandle,
+    http: reqwest::Client,
+    status: SharedTargetStatus,
+    tuning: DeliveryTuning,
+) -> Exit {
     let name = target.name.clone();
     let mut notifier = match Notifier::new(&target, http) {
         Ok(n) => n,
@@ -260,11 +284,11 @@ async fn deliver(target: TargetConfig, store: StoreHandle, http: reqwest::Client
                         s.state = "retrying".into();
                         s.last_error = Some(format!("{reason}: {detail}"));
                     }
-                    if !failing_reported && since.elapsed() >= FAILING_AFTER {
+                    if !failing_reported && since.elapsed() >= tuning.failing_after {
                         failing_reported = true;
                         raise_failing(&target, &store, &format!("failing for {}s: {reason}: {detail}", since.elapsed().as_secs()), false).await;
                     }
-                    let backoff = backoff_delay(attempt);
+                    let backoff = backoff_delay(&tuning, attempt);
                     tracing::warn!(target = %name, attempt, reason, error = %detail, backoff_ms = backoff.as_millis() as u64, "send failed; will retry");
                     tokio::time::sleep(backoff).await;
                 }
@@ -280,9 +304,9 @@ async fn deliver(target: TargetConfig, store: StoreHandle, http: reqwest::Client
 }
 
 /// Jittered exponential backoff: base * 2^(attempt-1), capped, times a random factor in [0.5, 1.5).
-fn backoff_delay(attempt: u32) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    exp.min(BACKOFF_CAP).mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+fn backoff_delay(tuning: &DeliveryTuning, attempt: u32) -> Duration {
+    let exp = tuning.backoff_base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    exp.min(tuning.backoff_cap).mul_f64(rand::thread_rng().gen_range(0.5..1.5))
 }
 
 async fn advance(store: &StoreHandle, status: &SharedTargetStatus, name: &str, seq: i64) -> i64 {

@@ -3,10 +3,9 @@
 //! notifiers on shutdown.
 
 use super::account::{AccountActor, FirstPollDone, GetAccountStatus, StopAccount};
-use super::notifier::{NotifierActor, SharedTargetStatus, StopNotifier};
+use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
 use super::{queue_events, supervisor_event};
 use crate::config::{AccountConfig, TargetConfig};
-use crate::detect::MachineRules;
 use crate::event::EventKind;
 use crate::store::StoreHandle;
 use crate::vast::{ClientOptions, VastClient};
@@ -29,11 +28,16 @@ pub struct SupervisorOptions {
     pub client: ClientOptions,
     /// How long shutdown waits for notifiers to deliver what is queued.
     pub flush_timeout: Duration,
+    pub delivery: DeliveryTuning,
 }
 
 impl Default for SupervisorOptions {
     fn default() -> Self {
-        SupervisorOptions { client: ClientOptions::default(), flush_timeout: Duration::from_secs(5) }
+        SupervisorOptions {
+            client: ClientOptions::default(),
+            flush_timeout: Duration::from_secs(5),
+            delivery: DeliveryTuning::default(),
+        }
     }
 }
 
@@ -126,23 +130,20 @@ impl Supervisor {
     }
 
     fn start_account(&mut self, cfg: AccountConfig, me: Recipient<FirstPollDone>) {
-        let rules = match MachineRules::from_account(&cfg) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(account = %cfg.name, error = %e, "invalid ignore_errors pattern; account not started");
-                return;
-            }
-        };
         let client = VastClient::new(self.http.clone(), cfg.api_url.clone(), cfg.api_key.clone(), self.opts.client.clone());
         let name = cfg.name.clone();
-        let actor = AccountActor::new(cfg, client, self.store.clone(), rules, Some(me));
-        self.awaiting_first_poll.insert(name.clone());
-        self.accounts.insert(name, actor.start());
+        match AccountActor::new(cfg, client, self.store.clone(), Some(me)) {
+            Ok(actor) => {
+                self.awaiting_first_poll.insert(name.clone());
+                self.accounts.insert(name, actor.start());
+            }
+            Err(e) => tracing::error!(account = %name, error = %e, "invalid pattern in the account; not started"),
+        }
     }
 
     fn start_target(&mut self, cfg: TargetConfig) {
         let name = cfg.name.clone();
-        let actor = NotifierActor::new(cfg, self.store.clone(), self.http.clone());
+        let actor = NotifierActor::new(cfg, self.store.clone(), self.http.clone(), self.opts.delivery);
         let status = actor.status();
         self.notifiers.insert(name, (actor.start(), status));
     }
@@ -204,8 +205,20 @@ impl Actor for Supervisor {
             json!({ "version": env!("CARGO_PKG_VERSION") }),
         );
         let store = self.store.clone();
-        // Queue supervisor_start before anything else so it is first in every target's order.
-        ctx.wait(async move { queue_events(&store, "", vec![start]).await }.into_actor(self));
+        let target_names: Vec<String> = self.targets_cfg.iter().map(|t| t.name.clone()).collect();
+        // A new target starts at the end of the outbox; fix every target's position first, then
+        // queue supervisor_start, so it is the first event every target delivers.
+        ctx.wait(
+            async move {
+                for name in target_names {
+                    if let Err(e) = store.run(move |s| s.cursor_or_init(&name)).await {
+                        tracing::error!(error = %e, "cannot read a target's delivery position");
+                    }
+                }
+                queue_events(&store, "", vec![start]).await
+            }
+            .into_actor(self),
+        );
         for t in std::mem::take(&mut self.targets_cfg) {
             self.start_target(t);
         }

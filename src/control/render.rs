@@ -26,7 +26,17 @@ pub fn status_table(st: &StatusSnapshot) -> String {
     let _ = writeln!(out, "  {:<12} {:<10} {:<20} {:<10} {:<9} RENTALS", "ACCOUNT", "ID", "NAME", "STATE", "GPUS");
     for a in &st.accounts {
         for m in a.get("machines").and_then(|m| m.as_array()).into_iter().flatten() {
-            let gpus = format!("{}/{}", s(m, "gpus_occupied"), s(m, "num_gpus"));
+            let gpus = format!("{}/{}", s(m, "gpus_occupied"), s(m, "gpus_total"));
+            let flag = |k: &str| m.get(k).and_then(|v| v.as_bool()) == Some(true);
+            let state = if flag("removed") {
+                "removed"
+            } else if flag("offline") {
+                "offline"
+            } else if m.get("error").is_some_and(|e| !e.is_null() && e != false) {
+                "error"
+            } else {
+                "ok"
+            };
             let rentals = m
                 .get("rentals")
                 .and_then(|r| r.as_array())
@@ -37,7 +47,7 @@ pub fn status_table(st: &StatusSnapshot) -> String {
                         .join(" ")
                 })
                 .unwrap_or_default();
-            let _ = writeln!(out, "  {:<12} {:<10} {:<20} {:<10} {:<9} {}", s(a, "name"), s(m, "machine_id"), s(m, "hostname"), s(m, "state"), gpus, rentals);
+            let _ = writeln!(out, "  {:<12} {:<10} {:<20} {:<10} {:<9} {}", s(a, "name"), s(m, "machine_id"), s(m, "hostname"), state, gpus, rentals);
         }
     }
     let _ = writeln!(out, "\nTARGETS");
