@@ -62,10 +62,11 @@ pub fn generate_all(repo: &Path) -> Result<Generated, GenerateError> {
         files.insert(Path::new(MAN_DIR).join(name), page);
     }
     let reference_path = repo.join(CONFIG_REFERENCE);
-    let reference = std::fs::read_to_string(&reference_path).map_err(|source| GenerateError::Io {
-        path: reference_path.clone(),
-        source,
-    })?;
+    let reference =
+        std::fs::read_to_string(&reference_path).map_err(|source| GenerateError::Io {
+            path: reference_path.clone(),
+            source,
+        })?;
     let config_page = config_page(&reference, cmd.get_version().unwrap_or_default()).map_err(
         |MarkdownError { line, message }| GenerateError::Markdown {
             path: PathBuf::from(CONFIG_REFERENCE),
@@ -280,7 +281,10 @@ fn command_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
         }
         let page = page
             .roff(exit_status_section())
-            .roff(see_also_section(&[format!("{BIN}(1)"), format!("{BIN}.toml(5)")]))
+            .roff(see_also_section(&[
+                format!("{BIN}(1)"),
+                format!("{BIN}.toml(5)"),
+            ]))
             .finish();
         pages.push((man.get_filename(), page));
     }
@@ -317,9 +321,7 @@ impl<'m> PageBuilder<'m> {
 
     fn append(&mut self, piece: &[u8]) {
         let preamble = Roff::new().render();
-        let piece = piece
-            .strip_prefix(preamble.as_bytes())
-            .unwrap_or(piece);
+        let piece = piece.strip_prefix(preamble.as_bytes()).unwrap_or(piece);
         self.page.extend_from_slice(piece);
     }
 
@@ -370,10 +372,7 @@ fn exit_status_section() -> Roff {
     for (code, meaning) in [
         ("0", "Success."),
         ("1", "Runtime failure."),
-        (
-            "2",
-            "Usage or configuration error (check found a problem).",
-        ),
+        ("2", "Usage or configuration error (check found a problem)."),
         ("3", "The daemon is not reachable over its control socket."),
     ] {
         roff.control("TP", []);
@@ -606,7 +605,11 @@ fn table(lines: &[&str], start: usize, roff: &mut Roff) -> Result<usize, Markdow
         if row.len() != header.len() {
             return Err(MarkdownError {
                 line: i + 1,
-                message: format!("the row has {} cells, the header {}", row.len(), header.len()),
+                message: format!(
+                    "the row has {} cells, the header {}",
+                    row.len(),
+                    header.len()
+                ),
             });
         }
         let mut tag = inline(row[0], i + 1)?;

@@ -45,7 +45,10 @@ fn every_visible_command_has_a_man_page_and_the_config_format_has_one() {
     assert!(generated.contains_key(&page("vast-supervisor.1")));
     assert!(generated.contains_key(&page("vast-supervisor.toml.5")));
     let main_page = String::from_utf8_lossy(&generated[&page("vast-supervisor.1")]).into_owned();
-    for command in Cli::command().get_subcommands().filter(|c| !c.is_hide_set()) {
+    for command in Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+    {
         let name = format!("vast-supervisor-{}", command.get_name());
         assert!(
             generated.contains_key(&page(&format!("{name}.1"))),
@@ -106,7 +109,12 @@ fn the_configuration_reference_documents_every_key() {
     let parser = read("src/config/parse.rs");
     let reference = read("docs/CONFIGURATION.md");
     let mut missing = Vec::new();
-    for list in ["GLOBAL_KEYS", "ACCOUNT_KEYS", "LOG_RULE_KEYS", "TARGET_KEYS"] {
+    for list in [
+        "GLOBAL_KEYS",
+        "ACCOUNT_KEYS",
+        "LOG_RULE_KEYS",
+        "TARGET_KEYS",
+    ] {
         for key in const_strings(&parser, list) {
             if !reference.contains(&format!("| `{key}` |")) {
                 missing.push(format!("{key} ({list})"));
@@ -127,11 +135,16 @@ fn the_configuration_reference_documents_every_url_scheme() {
     for scheme in schemes {
         let documented = match scheme.as_str() {
             // Accepted as the URLs Discord and Slack hand out.
-            "https" => reference.contains("`https://discord.com/api/webhooks/")
-                && reference.contains("`https://hooks.slack.com/services/"),
+            "https" => {
+                reference.contains("`https://discord.com/api/webhooks/")
+                    && reference.contains("`https://hooks.slack.com/services/")
+            }
             other => reference.contains(&format!("`{other}://")),
         };
-        assert!(documented, "docs/CONFIGURATION.md does not show {scheme}:// URLs");
+        assert!(
+            documented,
+            "docs/CONFIGURATION.md does not show {scheme}:// URLs"
+        );
     }
 }
 
@@ -179,7 +192,10 @@ fn the_renderer_turns_tables_lists_and_code_into_man_markup() {
     .expect("valid reference");
     assert!(page.contains(".TH vast-supervisor.toml 5 \"\" \"vast-supervisor 0.0.0\" \"\""));
     assert!(!page.contains("left out"));
-    assert!(!page.contains("Title"), "the # title is not part of the page");
+    assert!(
+        !page.contains("Title"),
+        "the # title is not part of the page"
+    );
     assert!(page.contains("Intro with \\fBa\\-b\\fR and \\fBstrong\\fR text."));
     assert!(page.contains(".SH KEYS\n"));
     assert!(page.contains(".TP\n\\fBpoll_interval\\fR (duration)\nhow \\fBoften\\fR\n"));
@@ -198,7 +214,11 @@ fn the_renderer_rejects_markdown_it_cannot_render() {
         ("# T\n* star\n", 2, "unsupported Markdown block"),
         ("# T\n```\ncode\n", 2, "never closed"),
         ("# T\n<!-- open\n", 2, "never closed"),
-        ("# T\n| a | b |\n| --- | --- |\n| 1 |\n", 4, "1 cells, the header 2"),
+        (
+            "# T\n| a | b |\n| --- | --- |\n| 1 |\n",
+            4,
+            "1 cells, the header 2",
+        ),
         ("# T\n| a | b |\n| 1 | 2 |\n", 2, "|---| row"),
         ("# T\nan `open code span\n", 2, "unclosed `code`"),
         ("# T\n# Again\n", 2, "only one"),

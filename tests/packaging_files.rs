@@ -95,11 +95,17 @@ fn the_unit_scores_ok_in_systemd_analyze_security() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let score: f64 = stdout
         .lines()
-        .find_map(|l| l.split("Overall exposure level for vast-supervisor.service:").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for vast-supervisor.service:")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no overall exposure level in:\n{stdout}"));
-    assert!(score <= 2.0, "exposure {score} is above 2.0 (\"OK\"):\n{stdout}");
+    assert!(
+        score <= 2.0,
+        "exposure {score} is above 2.0 (\"OK\"):\n{stdout}"
+    );
 }
 
 #[test]
@@ -137,7 +143,11 @@ fn the_sysusers_line_is_the_one_the_rpm_pre_install_script_creates() {
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .collect();
     assert_eq!(entries.len(), 1, "{sysusers}");
-    assert!(entries[0].starts_with("u vast-supervisor "), "{}", entries[0]);
+    assert!(
+        entries[0].starts_with("u vast-supervisor "),
+        "{}",
+        entries[0]
+    );
     let pre_install = read("packaging/rpm/pre_install.sh");
     assert!(
         pre_install.lines().any(|l| l == entries[0]),
@@ -156,7 +166,11 @@ fn the_maintainer_scripts_are_valid_shell() {
         "packaging/rpm/post_uninstall.sh",
         "packaging/check-deb.sh",
     ] {
-        let shell = if script.ends_with("check-deb.sh") { "bash" } else { "sh" };
+        let shell = if script.ends_with("check-deb.sh") {
+            "bash"
+        } else {
+            "sh"
+        };
         let output = Command::new(shell)
             .arg("-n")
             .arg(repo().join(script))
@@ -206,7 +220,10 @@ fn repo_examples() -> Vec<String> {
         .filter(|n| n.ends_with(".toml"))
         .collect();
     names.sort();
-    assert!(!names.is_empty(), "the repository ships example conf.d files");
+    assert!(
+        !names.is_empty(),
+        "the repository ships example conf.d files"
+    );
     names
 }
 
@@ -237,11 +254,7 @@ fn the_installed_configuration_passes_check_without_any_secret() {
         .into_iter()
         .find(|n| n.contains("host"))
         .expect("a host example");
-    std::fs::rename(
-        conf_d.join(format!("{host}.example")),
-        conf_d.join(&host),
-    )
-    .expect("rename");
+    std::fs::rename(conf_d.join(format!("{host}.example")), conf_d.join(&host)).expect("rename");
     let (code, _, err) = check(installed.path());
     assert_eq!(code, 2);
     assert!(err.contains("api_key_file"), "{err}");
@@ -313,7 +326,11 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
     let deb = deb_assets(&metadata);
     let rpm = rpm_assets(&metadata);
     let mut expected = vec![
-        ("target/release/vast-supervisor", "/usr/bin/vast-supervisor", "755"),
+        (
+            "target/release/vast-supervisor",
+            "/usr/bin/vast-supervisor",
+            "755",
+        ),
         (
             "packaging/sysusers.d/vast-supervisor.conf",
             "/usr/lib/sysusers.d/vast-supervisor.conf",
@@ -341,7 +358,11 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
             "/usr/share/fish/vendor_completions.d/vast-supervisor.fish",
             "644",
         ),
-        ("README.md", "/usr/share/doc/vast-supervisor/README.md", "644"),
+        (
+            "README.md",
+            "/usr/share/doc/vast-supervisor/README.md",
+            "644",
+        ),
         (
             "docs/CONFIGURATION.md",
             "/usr/share/doc/vast-supervisor/CONFIGURATION.md",
@@ -374,8 +395,14 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
     // /usr/share/doc/vast-supervisor/copyright, generated from LICENSE by cargo-deb).
     let zsh_deb = "/usr/share/zsh/vendor-completions/_vast-supervisor";
     let zsh_rpm = "/usr/share/zsh/site-functions/_vast-supervisor";
-    assert!(deb.iter().any(|a| a.dest == zsh_deb), "the .deb lacks {zsh_deb}");
-    assert!(rpm.iter().any(|(a, _)| a.dest == zsh_rpm), "the .rpm lacks {zsh_rpm}");
+    assert!(
+        deb.iter().any(|a| a.dest == zsh_deb),
+        "the .deb lacks {zsh_deb}"
+    );
+    assert!(
+        rpm.iter().any(|(a, _)| a.dest == zsh_rpm),
+        "the .rpm lacks {zsh_rpm}"
+    );
     assert!(rpm
         .iter()
         .any(|(a, _)| a.dest == "/usr/share/licenses/vast-supervisor/LICENSE"));
@@ -393,7 +420,11 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
     for (asset, table) in &rpm {
         if asset.dest.starts_with("/etc/") {
             assert_eq!(table["config"].as_str(), Some("noreplace"), "{asset:?}");
-            assert_eq!(table["group"].as_str(), Some("vast-supervisor"), "{asset:?}");
+            assert_eq!(
+                table["group"].as_str(),
+                Some("vast-supervisor"),
+                "{asset:?}"
+            );
             assert_eq!(asset.mode, "640", "{asset:?}");
         }
     }
