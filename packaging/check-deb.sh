@@ -2,7 +2,7 @@
 # Builds the .deb with cargo-deb and checks it: every file present with its mode and owner, the
 # conffiles, the dependencies and the maintainer scripts; the unit passes `systemd-analyze
 # verify` and scores "OK" (at most 2.0) in `systemd-analyze security`; the binary runs and the
-# packaged configuration passes `check`.
+# packaged configuration passes `check`; lintian (where installed) reports nothing.
 #
 #   packaging/check-deb.sh                    build and inspect
 #   packaging/check-deb.sh --install          also install it on this machine with dpkg -i (as
@@ -64,6 +64,8 @@ expect -rw-r--r-- ./usr/share/fish/vendor_completions.d/vast-supervisor.fish
 expect -rw-r--r-- ./usr/share/doc/vast-supervisor/README.md
 expect -rw-r--r-- ./usr/share/doc/vast-supervisor/CONFIGURATION.md
 expect -rw-r--r-- ./usr/share/doc/vast-supervisor/copyright
+expect -rw-r--r-- ./usr/share/doc/vast-supervisor/changelog.Debian.gz
+expect -rw-r--r-- ./usr/share/lintian/overrides/vast-supervisor
 
 listing=$(dpkg-deb --contents "$deb")
 echo "$listing"
@@ -134,6 +136,13 @@ if command -v systemd-analyze >/dev/null; then
     ok "systemd-analyze security --offline=true: $score_line"
 else
     skip "systemd-analyze is not installed: unit not verified"
+fi
+
+if command -v lintian >/dev/null; then
+    lintian --fail-on error,warning "$deb" || fail "lintian"
+    ok "lintian: no errors or warnings (overrides: packaging/debian/lintian-overrides)"
+else
+    skip "lintian is not installed"
 fi
 
 [ "$install" = yes ] || { echo "check-deb: all checks passed"; exit 0; }

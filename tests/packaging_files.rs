@@ -393,6 +393,11 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
     }
     // Where the two distributions differ: zsh's directory, and the license (Debian's is
     // /usr/share/doc/vast-supervisor/copyright, generated from LICENSE by cargo-deb).
+    let lintian = "/usr/share/lintian/overrides/vast-supervisor";
+    assert!(
+        deb.iter().any(|a| a.dest == lintian),
+        "the .deb lacks {lintian}"
+    );
     let zsh_deb = "/usr/share/zsh/vendor-completions/_vast-supervisor";
     let zsh_rpm = "/usr/share/zsh/site-functions/_vast-supervisor";
     assert!(
@@ -431,6 +436,21 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
     let postinst = read("packaging/debian/postinst");
     assert!(postinst.contains("chown root:vast-supervisor"));
     assert!(postinst.contains("chmod 0640"));
+}
+
+#[test]
+fn the_debian_changelog_names_this_version() {
+    let metadata = cargo_metadata();
+    let path = metadata["package"]["metadata"]["deb"]["changelog"]
+        .as_str()
+        .expect("a Debian changelog");
+    let changelog = read(path);
+    let first = changelog.lines().next().unwrap_or_default();
+    let expected = format!("vast-supervisor ({}-1) ", env!("CARGO_PKG_VERSION"));
+    assert!(
+        first.starts_with(&expected),
+        "{path} starts with {first:?}; a new version needs an entry starting with {expected:?}"
+    );
 }
 
 #[test]
