@@ -69,6 +69,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the running daemon to reload its configuration (same as SIGHUP); exit 2 when a file was rejected
+    Reload,
+    /// Send a test message through one target of the running daemon and print the answer
+    NotifyTest {
+        /// Target name
+        target: String,
+    },
     /// Show recent events from the running daemon
     Events {
         /// Keep printing new events until Ctrl+C

@@ -1,10 +1,10 @@
-//! `vast-supervisor run`: wires configuration, state, the actor tree and signals together.
-//! Owns process-level concerns only (state directory, signal handling, exit); everything that
-//! watches or delivers lives in `actors`.
+//! `vast-supervisor run`: wires configuration, state, the actor tree, the control socket and
+//! signals together. Owns process-level concerns only (state directory, signal handling, exit);
+//! everything that watches or delivers lives in `actors`.
 
-use crate::actors::supervisor::Shutdown;
+use crate::actors::supervisor::{AccountOverrides, Reload, Shutdown};
 use crate::actors::{Supervisor, SupervisorOptions};
-use crate::config::{self, AccountConfig, LoadedConfig, TargetConfig};
+use crate::config::{self, LoadedConfig};
 use crate::control::{self, ControlContext, StatusSnapshot};
 use crate::store::StoreHandle;
 use crate::vast::ClientOptions;
@@ -26,54 +26,17 @@ pub struct RunOptions {
     pub offline_grace_override: Option<Duration>,
 }
 
-/// Everything the daemon needs to start, after configuration was read.
-pub struct Prepared {
-    pub accounts: Vec<AccountConfig>,
-    pub targets: Vec<TargetConfig>,
-    pub state_dir: PathBuf,
-    pub control_socket: PathBuf,
-    /// One entry per file read, for status: {"path", "ok", "error"}.
-    pub config_files: Vec<serde_json::Value>,
-}
-
-/// Reads the configuration, reporting every rejected file; rejected files are left out.
-pub fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
-    let loaded: LoadedConfig = config::load_dir(&opts.config_dir);
+/// Reads the configuration, logging every problem; rejected files are left out (and reported
+/// in status), the others run.
+pub fn load_config(dir: &Path) -> LoadedConfig {
+    let loaded = config::load_dir(dir);
     for d in loaded.diagnostics() {
         tracing::error!("{d}");
     }
-    let mut accounts: Vec<AccountConfig> = loaded.accounts().into_iter().cloned().collect();
-    for a in &mut accounts {
-        if let Some(p) = opts.poll_interval_override {
-            a.poll_interval = p;
-        }
-        if let Some(g) = opts.offline_grace_override {
-            a.offline_grace = g;
-        }
+    if loaded.accounts().is_empty() {
+        tracing::warn!(dir = %dir.display(), "no valid account configured; nothing to watch");
     }
-    let targets: Vec<TargetConfig> = loaded.targets().into_iter().cloned().collect();
-    if accounts.is_empty() {
-        tracing::warn!(dir = %opts.config_dir.display(), "no valid account configured; nothing to watch");
-    }
-    let config_files = loaded
-        .files
-        .iter()
-        .map(|f| match f {
-            config::FileOutcome::Ok(fc) => serde_json::json!({ "path": fc.path.display().to_string(), "ok": true }),
-            config::FileOutcome::Rejected { path, diagnostics } => serde_json::json!({
-                "path": path.display().to_string(),
-                "ok": false,
-                "error": diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; "),
-            }),
-        })
-        .collect();
-    Ok(Prepared {
-        accounts,
-        targets,
-        state_dir: loaded.globals.state_dir.clone(),
-        control_socket: loaded.globals.control_socket.clone(),
-        config_files,
-    })
+    loaded
 }
 
 /// Opens (creating if needed) the state database in `state_dir`.
@@ -81,42 +44,50 @@ pub fn open_store(state_dir: &Path) -> anyhow::Result<StoreHandle> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
     let path = state_dir.join("state.db");
-    StoreHandle::open(&path).with_context(|| format!("cannot open the state database {}", path.display()))
+    StoreHandle::open(&path)
+        .with_context(|| format!("cannot open the state database {}", path.display()))
 }
 
-/// Runs the daemon until SIGTERM or SIGINT, then shuts down cleanly.
+/// Runs the daemon until SIGTERM or SIGINT, then shuts down cleanly. SIGHUP reloads.
 pub fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let prepared = prepare(&opts)?;
-    let store = open_store(&prepared.state_dir)?;
     let system = System::new();
     system.block_on(async move {
+        // Signals first: a SIGTERM that arrives while state is still loading is a clean stop too.
         let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
             .context("cannot install signal handlers")?;
-        let (status_tx, status_rx) = tokio::sync::watch::channel(StatusSnapshot::default());
-        let control = control::serve(
-            &prepared.control_socket,
-            ControlContext { status: status_rx, store: store.clone() },
-        )
-        .await
-        .with_context(|| format!("cannot open the control socket {}", prepared.control_socket.display()))?;
+        let loaded = load_config(&opts.config_dir);
+        let globals = loaded.globals.clone();
+        let store = open_store(&globals.state_dir)?;
         let sup_opts = SupervisorOptions {
             client: opts.poll_interval_override.map(ClientOptions::for_short_polls).unwrap_or_default(),
+            account_overrides: AccountOverrides {
+                poll_interval: opts.poll_interval_override,
+                offline_grace: opts.offline_grace_override,
+            },
             ..SupervisorOptions::default()
         };
-        let supervisor = Supervisor::new(prepared.accounts, prepared.targets, store, sup_opts)
-            .with_status(status_tx, prepared.config_files)
-            .start();
+        let (status_tx, status_rx) = tokio::sync::watch::channel(StatusSnapshot::default());
+        let supervisor = Supervisor::from_config(&loaded, store.clone(), sup_opts).with_status(status_tx).start();
+        let control = control::serve(
+            &globals.control_socket,
+            ControlContext { status: status_rx, store, supervisor: Some(supervisor.clone()) },
+        )
+        .await
+        .with_context(|| format!("cannot open the control socket {}", globals.control_socket.display()))?;
         while let Some(signal) = signals.next().await {
-            match signal {
-                SIGHUP => tracing::warn!("SIGHUP received; configuration reload is not available in this build"),
-                _ => break,
+            if signal != SIGHUP {
+                break;
+            }
+            match supervisor.send(Reload).await {
+                Ok(Ok(report)) => tracing::info!(changes = %report.lines().join("; "), "SIGHUP: configuration reloaded"),
+                Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: reload failed"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: supervisor unreachable"),
             }
         }
         tracing::info!("stopping: draining notifications");
         supervisor.send(Shutdown).await.context("supervisor stopped unexpectedly")?;
         control.abort();
-        let _ = std::fs::remove_file(&prepared.control_socket);
+        let _ = std::fs::remove_file(&globals.control_socket);
         Ok::<(), anyhow::Error>(())
-    })?;
-    Ok(())
+    })
 }

@@ -18,22 +18,31 @@ const DEMO_POLL: Duration = Duration::from_secs(2);
 
 pub fn run(duration: Option<Duration>) -> anyhow::Result<()> {
     let state = tempfile::tempdir().context("cannot create a temporary state directory")?;
-    let store = StoreHandle::open(&state.path().join("state.db")).context("cannot open the demo state")?;
+    let store =
+        StoreHandle::open(&state.path().join("state.db")).context("cannot open the demo state")?;
     System::new().block_on(async move {
-        let cloud = SimCloud::start("127.0.0.1:0".parse()?).await.context("cannot start the simulated cloud")?;
+        let cloud = SimCloud::start("127.0.0.1:0".parse()?)
+            .await
+            .context("cannot start the simulated cloud")?;
         let scenario = sim::demo_scenario();
         let scenario_length = scenario.duration();
         cloud.run_scenario(scenario);
         let base = cloud.base_url();
         println!("vast-supervisor demo: simulated Vast cloud at {base}");
-        println!("The scenario runs for about {}s; press Ctrl+C to stop earlier.\n", scenario_length.as_secs());
+        println!(
+            "The scenario runs for about {}s; press Ctrl+C to stop earlier.\n",
+            scenario_length.as_secs()
+        );
 
         let mut host = AccountConfig::with_defaults("hostco", sim::DEMO_HOST_KEY, base.clone());
         host.poll_interval = DEMO_POLL;
         host.offline_grace = Duration::from_secs(10);
         let mut renter = AccountConfig::with_defaults("labco", sim::DEMO_RENTER_KEY, base.clone());
         renter.poll_interval = DEMO_POLL;
-        renter.watch = Watch { machines: false, instances: true };
+        renter.watch = Watch {
+            machines: false,
+            instances: true,
+        };
         let console = TargetConfig::with_defaults("console", TargetUrl::Console);
         let opts = SupervisorOptions {
             client: ClientOptions::for_short_polls(DEMO_POLL),
@@ -47,7 +56,10 @@ pub fn run(duration: Option<Duration>) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => println!("\nCtrl+C: stopping"),
             _ = tokio::time::sleep(stop_after) => println!("\nScenario finished: stopping"),
         }
-        supervisor.send(Shutdown).await.context("supervisor stopped unexpectedly")?;
+        supervisor
+            .send(Shutdown)
+            .await
+            .context("supervisor stopped unexpectedly")?;
         Ok::<(), anyhow::Error>(())
     })?;
     drop(state);

@@ -12,16 +12,16 @@
 //! - [`event`]: the event vocabulary shared by all of the above.
 
 pub mod actors;
+pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod demo;
 pub mod detect;
 pub mod event;
+pub mod logging;
 pub mod notify;
 pub mod sim;
 pub mod store;
 pub mod util;
 pub mod vast;
-pub mod cli;
-pub mod daemon;
-pub mod demo;
-pub mod logging;
-pub mod control;

@@ -14,10 +14,14 @@ fn main() -> ExitCode {
     logging::init(cli.log_format, cli.verbose, cli.quiet, quiet_by_default);
     let result = match cli.command {
         Command::Check => {
-            let code = config::check_command(&cli.config, &mut std::io::stdout(), &mut std::io::stderr());
+            let code =
+                config::check_command(&cli.config, &mut std::io::stdout(), &mut std::io::stderr());
             return ExitCode::from(code as u8);
         }
-        Command::Run { test_poll_interval, test_offline_grace } => daemon::run(daemon::RunOptions {
+        Command::Run {
+            test_poll_interval,
+            test_offline_grace,
+        } => daemon::run(daemon::RunOptions {
             config_dir: cli.config,
             poll_interval_override: test_poll_interval,
             offline_grace_override: test_offline_grace,
@@ -27,7 +31,28 @@ fn main() -> ExitCode {
             let socket = commands::resolve_socket(cli.socket, &cli.config);
             return client_command(commands::status(&socket, json));
         }
-        Command::Events { follow, json, limit } => {
+        Command::Reload => {
+            let socket = commands::resolve_socket(cli.socket, &cli.config);
+            let mut rejected = false;
+            let code = client_command(async {
+                rejected = commands::reload(&socket).await?;
+                Ok(())
+            });
+            return if rejected && code == ExitCode::SUCCESS {
+                ExitCode::from(2)
+            } else {
+                code
+            };
+        }
+        Command::NotifyTest { target } => {
+            let socket = commands::resolve_socket(cli.socket, &cli.config);
+            return client_command(commands::notify_test(&socket, &target));
+        }
+        Command::Events {
+            follow,
+            json,
+            limit,
+        } => {
             let socket = commands::resolve_socket(cli.socket, &cli.config);
             return client_command(commands::events(&socket, follow, json, limit));
         }
@@ -47,8 +72,13 @@ fn main() -> ExitCode {
 }
 
 /// Runs a control-socket client command and maps its error to SPEC §3's exit codes.
-fn client_command(fut: impl std::future::Future<Output = Result<(), vast_supervisor::control::ClientError>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+fn client_command(
+    fut: impl std::future::Future<Output = Result<(), vast_supervisor::control::ClientError>>,
+) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vast-supervisor: {e}");

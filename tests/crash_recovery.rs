@@ -20,7 +20,13 @@ impl Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_vast-supervisor"))
             .args(["run", "--config"])
             .arg(&self.config)
-            .args(["--test-poll-interval", "100ms", "--test-offline-grace", "300ms", "-q"])
+            .args([
+                "--test-poll-interval",
+                "100ms",
+                "--test-offline-grace",
+                "300ms",
+                "-q",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -35,7 +41,21 @@ impl Daemon {
         }
     }
 
+    /// Waits until the daemon has opened its control socket (it handles signals by then).
+    fn wait_ready(&self) {
+        let socket = self.config.parent().unwrap().join("control.sock");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "daemon not ready within 10s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn terminate(&mut self) {
+        self.wait_ready();
         if let Some(mut c) = self.child.take() {
             unsafe_sigterm(c.id());
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -61,7 +81,10 @@ impl Drop for Daemon {
 }
 
 fn unsafe_sigterm(pid: u32) {
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -80,17 +103,26 @@ fn read_events(path: &Path) -> Vec<Event> {
 
 fn unique(events: Vec<Event>) -> Vec<Event> {
     let mut seen = HashSet::new();
-    events.into_iter().filter(|e| seen.insert(e.id.clone())).collect()
+    events
+        .into_iter()
+        .filter(|e| seen.insert(e.id.clone()))
+        .collect()
 }
 
 async fn wait_for_count(path: &Path, kind: &str, count: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let n = unique(read_events(path)).iter().filter(|e| e.kind.as_str() == kind).count();
+        let n = unique(read_events(path))
+            .iter()
+            .filter(|e| e.kind.as_str() == kind)
+            .count();
         if n >= count {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {count} x {kind}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {count} x {kind}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -123,12 +155,19 @@ fn write_config(dir: &Path, sim: &SimHandle, out: &Path) -> PathBuf {
 async fn sigkill_at_random_moments_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
-    let sim = SimCloud::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     sim.add_account("KEY-ACME-123", "acme");
-    sim.add_machine("acme", MachineSpec::new(101, "rig-1", 4, "RTX 4090")).unwrap();
-    sim.add_machine("acme", MachineSpec::new(102, "rig-2", 4, "RTX 4090")).unwrap();
+    sim.add_machine("acme", MachineSpec::new(101, "rig-1", 4, "RTX 4090"))
+        .unwrap();
+    sim.add_machine("acme", MachineSpec::new(102, "rig-2", 4, "RTX 4090"))
+        .unwrap();
     let config = write_config(dir.path(), &sim, &out);
-    let mut daemon = Daemon { config, child: None };
+    let mut daemon = Daemon {
+        config,
+        child: None,
+    };
     daemon.start();
     wait_for_count(&out, "startup_summary", 1).await;
 
@@ -136,16 +175,72 @@ async fn sigkill_at_random_moments_loses_nothing() {
     // against its stored state; (kind, cumulative count) is what the file must show after it.
     type Step = (&'static str, usize, Box<dyn Fn(&SimHandle)>);
     let steps: Vec<Step> = vec![
-        ("rental_start", 1, Box::new(|s| s.start_rental("acme", 101, "r1", vec![0u32, 1], RentalKind::OnDemand, 50.0).unwrap())),
-        ("rental_start", 2, Box::new(|s| s.start_rental("acme", 102, "r2", vec![0u32], RentalKind::Interruptible, 10.0).unwrap())),
-        ("rental_pause", 1, Box::new(|s| s.pause_rental("acme", 101, "r1").unwrap())),
-        ("rental_resume", 1, Box::new(|s| s.resume_rental("acme", 101, "r1").unwrap())),
-        ("rental_preempt", 1, Box::new(|s| s.preempt("acme", 102, "r2", "r3", RentalKind::OnDemand, 20.0).unwrap())),
-        ("rental_end", 1, Box::new(|s| s.end_rental("acme", 101, "r1").unwrap())),
-        ("rental_end", 2, Box::new(|s| s.end_rental("acme", 102, "r3").unwrap())),
-        ("machine_unlisted", 1, Box::new(|s| s.set_listed(101, false).unwrap())),
-        ("machine_verification", 1, Box::new(|s| s.set_verification(102, "deverified").unwrap())),
-        ("rental_end", 3, Box::new(|s| s.end_rental("acme", 102, "r2").unwrap())),
+        (
+            "rental_start",
+            1,
+            Box::new(|s| {
+                s.start_rental("acme", 101, "r1", vec![0u32, 1], RentalKind::OnDemand, 50.0)
+                    .unwrap()
+            }),
+        ),
+        (
+            "rental_start",
+            2,
+            Box::new(|s| {
+                s.start_rental(
+                    "acme",
+                    102,
+                    "r2",
+                    vec![0u32],
+                    RentalKind::Interruptible,
+                    10.0,
+                )
+                .unwrap()
+            }),
+        ),
+        (
+            "rental_pause",
+            1,
+            Box::new(|s| s.pause_rental("acme", 101, "r1").unwrap()),
+        ),
+        (
+            "rental_resume",
+            1,
+            Box::new(|s| s.resume_rental("acme", 101, "r1").unwrap()),
+        ),
+        (
+            "rental_preempt",
+            1,
+            Box::new(|s| {
+                s.preempt("acme", 102, "r2", "r3", RentalKind::OnDemand, 20.0)
+                    .unwrap()
+            }),
+        ),
+        (
+            "rental_end",
+            1,
+            Box::new(|s| s.end_rental("acme", 101, "r1").unwrap()),
+        ),
+        (
+            "rental_end",
+            2,
+            Box::new(|s| s.end_rental("acme", 102, "r3").unwrap()),
+        ),
+        (
+            "machine_unlisted",
+            1,
+            Box::new(|s| s.set_listed(101, false).unwrap()),
+        ),
+        (
+            "machine_verification",
+            1,
+            Box::new(|s| s.set_verification(102, "deverified").unwrap()),
+        ),
+        (
+            "rental_end",
+            3,
+            Box::new(|s| s.end_rental("acme", 102, "r2").unwrap()),
+        ),
     ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let mut kills = 0;
@@ -161,7 +256,10 @@ async fn sigkill_at_random_moments_loses_nothing() {
         wait_for_count(&out, kind, *count).await;
     }
     daemon.terminate();
-    assert!(kills >= 3, "the seed kills the daemon several times ({kills})");
+    assert!(
+        kills >= 3,
+        "the seed kills the daemon several times ({kills})"
+    );
 
     let all = read_events(&out);
     let events = unique(all.clone());
@@ -173,8 +271,17 @@ async fn sigkill_at_random_moments_loses_nothing() {
     assert_eq!(
         lifecycle,
         [
-            "rental_start", "rental_start", "rental_pause", "rental_resume", "rental_preempt", "rental_start",
-            "rental_end", "rental_end", "machine_unlisted", "machine_verification", "rental_end"
+            "rental_start",
+            "rental_start",
+            "rental_pause",
+            "rental_resume",
+            "rental_preempt",
+            "rental_start",
+            "rental_end",
+            "rental_end",
+            "machine_unlisted",
+            "machine_verification",
+            "rental_end"
         ],
         "every change exactly once, in order"
     );

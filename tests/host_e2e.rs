@@ -54,7 +54,10 @@ async fn wait_for(path: &Path, what: &str, pred: impl Fn(&Event) -> bool) -> Vec
             return events;
         }
         if tokio::time::Instant::now() > deadline {
-            let kinds: Vec<String> = events.iter().map(|e| format!("{}:{}", e.account.clone().unwrap_or_default(), e.kind)).collect();
+            let kinds: Vec<String> = events
+                .iter()
+                .map(|e| format!("{}:{}", e.account.clone().unwrap_or_default(), e.kind))
+                .collect();
             panic!("timed out waiting for {what}; file holds {kinds:?}");
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -79,64 +82,132 @@ fn two_accounts_full_host_lifecycle_with_faults() {
     let dir = tempfile::tempdir().unwrap();
     let out: PathBuf = dir.path().join("events.jsonl");
     System::new().block_on(async {
-        let sim = SimCloud::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         sim.add_account("KEY-ACME-123", "acme");
         sim.add_account("KEY-BETA-456", "beta");
-        sim.add_machine("acme", MachineSpec::new(101, "acme-rig-1", 4, "RTX 4090")).unwrap();
-        sim.add_machine("acme", MachineSpec::new(102, "acme-rig-2", 2, "RTX 3090")).unwrap();
-        sim.add_machine("beta", MachineSpec::new(201, "beta-rig-1", 8, "H100")).unwrap();
+        sim.add_machine("acme", MachineSpec::new(101, "acme-rig-1", 4, "RTX 4090"))
+            .unwrap();
+        sim.add_machine("acme", MachineSpec::new(102, "acme-rig-2", 2, "RTX 3090"))
+            .unwrap();
+        sim.add_machine("beta", MachineSpec::new(201, "beta-rig-1", 8, "H100"))
+            .unwrap();
         // Already rented when the daemon starts: adopted silently.
-        sim.start_rental("acme", 102, "pre", vec![0u32, 1], RentalKind::OnDemand, 30.0).unwrap();
+        sim.start_rental(
+            "acme",
+            102,
+            "pre",
+            vec![0u32, 1],
+            RentalKind::OnDemand,
+            30.0,
+        )
+        .unwrap();
 
         let store = StoreHandle::open(&dir.path().join("state.db")).unwrap();
         let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
-        let opts = SupervisorOptions { client: fast_client(), flush_timeout: Duration::from_secs(2), ..SupervisorOptions::default() };
+        let opts = SupervisorOptions {
+            client: fast_client(),
+            flush_timeout: Duration::from_secs(2),
+            ..SupervisorOptions::default()
+        };
         let sup = Supervisor::new(
-            vec![account("acme", "KEY-ACME-123", &sim), account("beta", "KEY-BETA-456", &sim)],
+            vec![
+                account("acme", "KEY-ACME-123", &sim),
+                account("beta", "KEY-BETA-456", &sim),
+            ],
             vec![target],
             store,
             opts,
         )
         .start();
 
-        wait_for(&out, "startup_summary", |e| e.kind.as_str() == "startup_summary").await;
+        wait_for(&out, "startup_summary", |e| {
+            e.kind.as_str() == "startup_summary"
+        })
+        .await;
 
         // Two renters start in the same poll on different accounts.
-        sim.start_rental("acme", 101, "r1", vec![0u32, 1], RentalKind::OnDemand, 50.0).unwrap();
-        sim.start_rental("beta", 201, "b1", vec![0u32, 1], RentalKind::Interruptible, 20.0).unwrap();
-        wait_for(&out, "acme rental_start", |e| e.kind.as_str() == "rental_start" && e.account.as_deref() == Some("acme")).await;
-        wait_for(&out, "beta rental_start", |e| e.kind.as_str() == "rental_start" && e.account.as_deref() == Some("beta")).await;
+        sim.start_rental("acme", 101, "r1", vec![0u32, 1], RentalKind::OnDemand, 50.0)
+            .unwrap();
+        sim.start_rental(
+            "beta",
+            201,
+            "b1",
+            vec![0u32, 1],
+            RentalKind::Interruptible,
+            20.0,
+        )
+        .unwrap();
+        wait_for(&out, "acme rental_start", |e| {
+            e.kind.as_str() == "rental_start" && e.account.as_deref() == Some("acme")
+        })
+        .await;
+        wait_for(&out, "beta rental_start", |e| {
+            e.kind.as_str() == "rental_start" && e.account.as_deref() == Some("beta")
+        })
+        .await;
 
         // Transient faults absorbed by the client's retries: nothing happens.
-        sim.inject_fault("acme", Fault::BadGateway502Html, FaultDuration::Requests(2)).unwrap();
-        sim.inject_fault("beta", Fault::RateLimitText, FaultDuration::Requests(1)).unwrap();
-        sim.inject_fault("beta", Fault::TruncatedJson, FaultDuration::Requests(1)).unwrap();
+        sim.inject_fault("acme", Fault::BadGateway502Html, FaultDuration::Requests(2))
+            .unwrap();
+        sim.inject_fault("beta", Fault::RateLimitText, FaultDuration::Requests(1))
+            .unwrap();
+        sim.inject_fault("beta", Fault::TruncatedJson, FaultDuration::Requests(1))
+            .unwrap();
         settle().await;
 
         sim.pause_rental("acme", 101, "r1").unwrap();
         wait_for(&out, "rental_pause", |e| e.kind.as_str() == "rental_pause").await;
         sim.resume_rental("acme", 101, "r1").unwrap();
-        wait_for(&out, "rental_resume", |e| e.kind.as_str() == "rental_resume").await;
+        wait_for(&out, "rental_resume", |e| {
+            e.kind.as_str() == "rental_resume"
+        })
+        .await;
 
         // An interruptible pushed off by an on-demand rental in one step.
-        sim.preempt("beta", 201, "b1", "b2", RentalKind::OnDemand, 40.0).unwrap();
-        wait_for(&out, "rental_preempt", |e| e.kind.as_str() == "rental_preempt").await;
+        sim.preempt("beta", 201, "b1", "b2", RentalKind::OnDemand, 40.0)
+            .unwrap();
+        wait_for(&out, "rental_preempt", |e| {
+            e.kind.as_str() == "rental_preempt"
+        })
+        .await;
 
         sim.end_rental("acme", 101, "r1").unwrap();
-        wait_for(&out, "rental_end", |e| e.kind.as_str() == "rental_end" && e.account.as_deref() == Some("acme")).await;
+        wait_for(&out, "rental_end", |e| {
+            e.kind.as_str() == "rental_end" && e.account.as_deref() == Some("acme")
+        })
+        .await;
 
         // beta's API fails persistently: one account_stale, no machine events, then restored.
-        sim.inject_fault("beta", Fault::BadGateway502Html, FaultDuration::UntilCleared).unwrap();
-        wait_for(&out, "account_stale", |e| e.kind.as_str() == "account_stale").await;
+        sim.inject_fault(
+            "beta",
+            Fault::BadGateway502Html,
+            FaultDuration::UntilCleared,
+        )
+        .unwrap();
+        wait_for(&out, "account_stale", |e| {
+            e.kind.as_str() == "account_stale"
+        })
+        .await;
         settle().await;
         sim.clear_faults("beta").unwrap();
-        wait_for(&out, "account_restored", |e| e.kind.as_str() == "account_restored").await;
+        wait_for(&out, "account_restored", |e| {
+            e.kind.as_str() == "account_restored"
+        })
+        .await;
 
         // A machine going offline beyond the grace, then back.
         sim.set_timeout(102, 45.0).unwrap();
-        wait_for(&out, "machine_offline", |e| e.kind.as_str() == "machine_offline").await;
+        wait_for(&out, "machine_offline", |e| {
+            e.kind.as_str() == "machine_offline"
+        })
+        .await;
         sim.set_timeout(102, 0.0).unwrap();
-        wait_for(&out, "machine_recovered", |e| e.kind.as_str() == "machine_recovered").await;
+        wait_for(&out, "machine_recovered", |e| {
+            e.kind.as_str() == "machine_recovered"
+        })
+        .await;
         settle().await;
 
         sup.send(Shutdown).await.unwrap();
@@ -151,26 +222,65 @@ fn two_accounts_full_host_lifecycle_with_faults() {
             assert!(a == "acme" || a == "beta");
             // Machine ids tell which account a machine event belongs to.
             if let vast_supervisor::event::Subject::Machine { id, .. } = e.subject {
-                assert_eq!(a, if id < 200 { "acme" } else { "beta" }, "event {} on the wrong account", e.id);
+                assert_eq!(
+                    a,
+                    if id < 200 { "acme" } else { "beta" },
+                    "event {} on the wrong account",
+                    e.id
+                );
             }
         }
     }
     assert_eq!(
         kinds_for(&events, "acme"),
-        ["rental_start", "rental_pause", "rental_resume", "rental_end", "machine_offline", "machine_recovered"],
+        [
+            "rental_start",
+            "rental_pause",
+            "rental_resume",
+            "rental_end",
+            "machine_offline",
+            "machine_recovered"
+        ],
         "acme's events"
     );
     assert_eq!(
         kinds_for(&events, "beta"),
-        ["rental_start", "rental_preempt", "rental_start", "account_stale", "account_restored"],
+        [
+            "rental_start",
+            "rental_preempt",
+            "rental_start",
+            "account_stale",
+            "account_restored"
+        ],
         "beta's events"
     );
-    let supervisor: Vec<&str> = events.iter().filter(|e| e.account.is_none()).map(|e| e.kind.as_str()).collect();
-    assert_eq!(supervisor, ["supervisor_start", "startup_summary", "supervisor_stop"]);
-    let summary = events.iter().find(|e| e.kind.as_str() == "startup_summary").unwrap();
-    assert_eq!(summary.data["machines"], 3, "three machines adopted: {}", summary.data);
-    assert_eq!(summary.data["rentals"], 1, "the pre-existing rental is adopted: {}", summary.data);
-    let start = events.iter().find(|e| e.kind.as_str() == "rental_start" && e.account.as_deref() == Some("acme")).unwrap();
+    let supervisor: Vec<&str> = events
+        .iter()
+        .filter(|e| e.account.is_none())
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        supervisor,
+        ["supervisor_start", "startup_summary", "supervisor_stop"]
+    );
+    let summary = events
+        .iter()
+        .find(|e| e.kind.as_str() == "startup_summary")
+        .unwrap();
+    assert_eq!(
+        summary.data["machines"], 3,
+        "three machines adopted: {}",
+        summary.data
+    );
+    assert_eq!(
+        summary.data["rentals"], 1,
+        "the pre-existing rental is adopted: {}",
+        summary.data
+    );
+    let start = events
+        .iter()
+        .find(|e| e.kind.as_str() == "rental_start" && e.account.as_deref() == Some("acme"))
+        .unwrap();
     assert_eq!(start.data["gpus"], serde_json::json!([0, 1]));
     assert_eq!(start.data["gpu_type"], "D");
     assert!(start.since.is_some() && start.since.unwrap() < start.time);

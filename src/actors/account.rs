@@ -5,7 +5,9 @@
 //! failed polls in a row, `account_restored`, `account_auth_failed` with a slow probe) and its
 //! money watch (`credit_low`, the daily `earnings_digest`), whose small state it persists.
 
-use super::instance::{InstanceActor, InstanceMissing, InstanceRecord, InstanceSettings, ObserveInstance};
+use super::instance::{
+    InstanceActor, InstanceMissing, InstanceRecord, InstanceSettings, ObserveInstance,
+};
 use super::machine::{MachineActor, Missing, Observe, ObserveReport};
 use super::{account_event, queue_events};
 use crate::config::AccountConfig;
@@ -138,11 +140,21 @@ impl AccountActor {
     }
 
     fn watches(&self, id: u64) -> bool {
-        self.cfg.machines.as_ref().is_none_or(|set| set.contains(&id))
+        self.cfg
+            .machines
+            .as_ref()
+            .is_none_or(|set| set.contains(&id))
     }
 
     fn spawn_machine(&mut self, id: u64, state: Option<MachineState>) -> Addr<MachineActor> {
-        let addr = MachineActor::new(self.cfg.name.clone(), id, state, self.rules.clone(), self.store.clone()).start();
+        let addr = MachineActor::new(
+            self.cfg.name.clone(),
+            id,
+            state,
+            self.rules.clone(),
+            self.store.clone(),
+        )
+        .start();
         self.machines.insert(id, addr.clone());
         addr
     }
@@ -164,7 +176,9 @@ impl AccountActor {
     fn next_delay(&self) -> Duration {
         let base = match self.health {
             // A revoked key is probed every few minutes, not hammered.
-            AccountHealth::AuthFailed => (self.cfg.poll_interval * 10).min(Duration::from_secs(300)).max(self.cfg.poll_interval),
+            AccountHealth::AuthFailed => (self.cfg.poll_interval * 10)
+                .min(Duration::from_secs(300))
+                .max(self.cfg.poll_interval),
             _ => self.cfg.poll_interval,
         };
         // +-10% jitter spreads many accounts' polls over the interval.
@@ -173,8 +187,16 @@ impl AccountActor {
 
     /// Observes every listed machine and confirms missing ones by lookup. Resolves to the
     /// reports of this poll.
-    fn observe_machines(&mut self, rows: Vec<Machine>, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
-        let adoption = if self.successful_polls <= 1 { Adoption::FirstStart } else { Adoption::Running };
+    fn observe_machines(
+        &mut self,
+        rows: Vec<Machine>,
+        now: DateTime<Utc>,
+    ) -> impl ActorFuture<Self, Output = ()> {
+        let adoption = if self.successful_polls <= 1 {
+            Adoption::FirstStart
+        } else {
+            Adoption::Running
+        };
         let mut seen = BTreeSet::new();
         let mut observes = Vec::new();
         for row in rows {
@@ -240,8 +262,16 @@ impl AccountActor {
     }
 
     /// Observes every listed instance and confirms missing ones by the single lookup.
-    fn observe_instances(&mut self, rows: Vec<Instance>, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
-        let adoption = if self.successful_polls <= 1 { InstanceAdoption::FirstStart } else { InstanceAdoption::Running };
+    fn observe_instances(
+        &mut self,
+        rows: Vec<Instance>,
+        now: DateTime<Utc>,
+    ) -> impl ActorFuture<Self, Output = ()> {
+        let adoption = if self.successful_polls <= 1 {
+            InstanceAdoption::FirstStart
+        } else {
+            InstanceAdoption::Running
+        };
         let mut seen = BTreeSet::new();
         let mut observes = Vec::new();
         for row in rows {
@@ -305,9 +335,13 @@ impl AccountActor {
     fn watch_money(&mut self, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
         let credit_due = self.cfg.credit_low_below.is_some()
             && (self.cfg.poll_interval < SHORT_POLL
-                || self.last_credit_check.is_none_or(|t| t.elapsed() >= CREDIT_EVERY));
+                || self
+                    .last_credit_check
+                    .is_none_or(|t| t.elapsed() >= CREDIT_EVERY));
         let digest_day = match (self.cfg.earnings_digest_at, self.cfg.watch.machines) {
-            (Some(at), true) => money::digest_due(&self.record.digest, at, Local::now().naive_local()),
+            (Some(at), true) => {
+                money::digest_due(&self.record.digest, at, Local::now().naive_local())
+            }
             _ => None,
         };
         if credit_due {
@@ -320,7 +354,15 @@ impl AccountActor {
         let names: BTreeMap<u64, String> = self
             .summaries
             .iter()
-            .map(|(id, s)| (*id, s.get("hostname").and_then(|h| h.as_str()).unwrap_or_default().to_string()))
+            .map(|(id, s)| {
+                (
+                    *id,
+                    s.get("hostname")
+                        .and_then(|h| h.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
             .collect();
         let store = self.store.clone();
         async move {
@@ -426,7 +468,11 @@ impl AccountActor {
                 EventKind::AccountRestored,
                 now,
                 format!("Vast polling for {name} works again"),
-                format!("Polls succeed again after {} ({}).", self.health.as_str(), self.last_error.clone().unwrap_or_default()),
+                format!(
+                    "Polls succeed again after {} ({}).",
+                    self.health.as_str(),
+                    self.last_error.clone().unwrap_or_default()
+                ),
                 json!({ "previous_state": self.health.as_str() }),
             ));
         }
@@ -511,7 +557,11 @@ impl Actor for AccountActor {
 #[rtype(result = "()")]
 struct PollTick;
 
-type Fetched = (Option<Result<Vec<Machine>, VastError>>, Option<Result<Vec<Instance>, VastError>>, DateTime<Utc>);
+type Fetched = (
+    Option<Result<Vec<Machine>, VastError>>,
+    Option<Result<Vec<Instance>, VastError>>,
+    DateTime<Utc>,
+);
 
 impl Handler<PollTick> for AccountActor {
     type Result = ();
@@ -520,42 +570,59 @@ impl Handler<PollTick> for AccountActor {
         let client = self.client.clone();
         let watch = self.cfg.watch;
         let fetch = async move {
-            let machines = if watch.machines { Some(client.machines().await) } else { None };
-            let instances = if watch.instances { Some(client.instances().await) } else { None };
+            let machines = if watch.machines {
+                Some(client.machines().await)
+            } else {
+                None
+            };
+            let instances = if watch.instances {
+                Some(client.instances().await)
+            } else {
+                None
+            };
             (machines, instances, Utc::now())
         };
         let poll = fetch
             .into_actor(self)
             .then(|(machines, instances, now): Fetched, act, _ctx| {
-                let error = [machines.as_ref().and_then(|r| r.as_ref().err()), instances.as_ref().and_then(|r| r.as_ref().err())]
-                    .into_iter()
-                    .flatten()
-                    .next()
-                    .cloned();
+                let error = [
+                    machines.as_ref().and_then(|r| r.as_ref().err()),
+                    instances.as_ref().and_then(|r| r.as_ref().err()),
+                ]
+                .into_iter()
+                .flatten()
+                .next()
+                .cloned();
                 let events = match &error {
                     Some(e) => act.on_failure(e, now),
                     None => act.on_success(now),
                 };
                 let store = act.store.clone();
                 let name = act.cfg.name.clone();
-                let observe_m = machines.and_then(Result::ok).map(|rows| act.observe_machines(rows, now));
-                let observe_i = instances.and_then(Result::ok).map(|rows| act.observe_instances(rows, now));
+                let observe_m = machines
+                    .and_then(Result::ok)
+                    .map(|rows| act.observe_machines(rows, now));
+                let observe_i = instances
+                    .and_then(Result::ok)
+                    .map(|rows| act.observe_instances(rows, now));
                 let ok = error.is_none();
                 async move { queue_events(&store, &name, events).await }
                     .into_actor(act)
                     .then(move |_, act, _| {
-                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> = match observe_m {
-                            Some(f) => Box::pin(f),
-                            None => Box::pin(actix::fut::ready(())),
-                        };
+                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> =
+                            match observe_m {
+                                Some(f) => Box::pin(f),
+                                None => Box::pin(actix::fut::ready(())),
+                            };
                         let _ = act;
                         fut
                     })
                     .then(move |_, _act, _| {
-                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> = match observe_i {
-                            Some(f) => Box::pin(f),
-                            None => Box::pin(actix::fut::ready(())),
-                        };
+                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> =
+                            match observe_i {
+                                Some(f) => Box::pin(f),
+                                None => Box::pin(actix::fut::ready(())),
+                            };
                         fut
                     })
                     .then(move |_, act, _| {
@@ -623,7 +690,12 @@ impl Handler<GetAccountStatus> for AccountActor {
             last_poll: self.last_poll,
             machines: self.summaries.values().cloned().collect(),
             instances: self.instance_summaries.values().cloned().collect(),
-            api_requests: self.client.request_counts().into_iter().map(|(e, n)| (e.label(), n)).collect(),
+            api_requests: self
+                .client
+                .request_counts()
+                .into_iter()
+                .map(|(e, n)| (e.label(), n))
+                .collect(),
         })
     }
 }

@@ -65,7 +65,15 @@ impl InstanceActor {
         client: VastClient,
         store: StoreHandle,
     ) -> InstanceActor {
-        InstanceActor { account, instance_id, record, settings, client, store, log_busy: false }
+        InstanceActor {
+            account,
+            instance_id,
+            record,
+            settings,
+            client,
+            store,
+            log_busy: false,
+        }
     }
 
     fn label(&self) -> Option<String> {
@@ -104,16 +112,18 @@ impl InstanceActor {
             events,
         };
         let store = self.store.clone();
-        Box::pin(async move { store.apply(vec![commit]).await }.into_actor(self).map(
-            move |result, act, _| match result {
-                Ok(_) => {
-                    let summary = core::instance_summary(&record.state);
-                    act.record = Some(record);
-                    Ok(summary)
-                }
-                Err(e) => Err(e.to_string()),
-            },
-        ))
+        Box::pin(
+            async move { store.apply(vec![commit]).await }
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(_) => {
+                        let summary = core::instance_summary(&record.state);
+                        act.record = Some(record);
+                        Ok(summary)
+                    }
+                    Err(e) => Err(e.to_string()),
+                }),
+        )
     }
 
     fn step(
@@ -131,7 +141,13 @@ impl InstanceActor {
         };
         let record = match &self.record {
             Some(r) => InstanceRecord { state, ..r.clone() },
-            None => InstanceRecord { state, log: LogCursor::default(), log_seq: 0, adopted, log_started: false },
+            None => InstanceRecord {
+                state,
+                log: LogCursor::default(),
+                log_seq: 0,
+                adopted,
+                log_started: false,
+            },
         };
         self.commit(record, events)
     }
@@ -174,7 +190,16 @@ impl Handler<ObserveInstance> for InstanceActor {
         let settings = self.settings.clone();
         let adopted = matches!(msg.adoption, InstanceAdoption::FirstStart);
         AtomicResponse::new(self.step(
-            move |prev| core::observe_instance(prev, &msg.row, &account, msg.now, &settings.rules, msg.adoption),
+            move |prev| {
+                core::observe_instance(
+                    prev,
+                    &msg.row,
+                    &account,
+                    msg.now,
+                    &settings.rules,
+                    msg.adoption,
+                )
+            },
             adopted,
         ))
     }
@@ -185,12 +210,22 @@ impl Handler<InstanceMissing> for InstanceActor {
 
     fn handle(&mut self, msg: InstanceMissing, _ctx: &mut Context<Self>) -> Self::Result {
         let Some(prev) = self.record.as_ref().map(|r| r.state.clone()) else {
-            return AtomicResponse::new(Box::pin(async { Ok(serde_json::Value::Null) }.into_actor(self)));
+            return AtomicResponse::new(Box::pin(
+                async { Ok(serde_json::Value::Null) }.into_actor(self),
+            ));
         };
         let account = self.account.clone();
         let settings = self.settings.clone();
         AtomicResponse::new(self.step(
-            move |_| core::instance_missing(&prev, msg.lookup.as_ref(), &account, msg.now, &settings.rules),
+            move |_| {
+                core::instance_missing(
+                    &prev,
+                    msg.lookup.as_ref(),
+                    &account,
+                    msg.now,
+                    &settings.rules,
+                )
+            },
             false,
         ))
     }
@@ -204,7 +239,9 @@ impl Handler<LogTick> for InstanceActor {
     type Result = ();
 
     fn handle(&mut self, _msg: LogTick, ctx: &mut Context<Self>) {
-        let Some(record) = self.record.clone() else { return };
+        let Some(record) = self.record.clone() else {
+            return;
+        };
         if self.log_busy {
             return;
         }
@@ -230,8 +267,15 @@ impl Handler<LogTick> for InstanceActor {
             }
             let (cursor, fresh) = logs::new_lines(&record.log, &text);
             let mut seq = record.log_seq;
-            let matches =
-                logs::match_lines(&settings.log_rules, id, label.as_deref(), &fresh, &account, Utc::now(), &mut seq);
+            let matches = logs::match_lines(
+                &settings.log_rules,
+                id,
+                label.as_deref(),
+                &fresh,
+                &account,
+                Utc::now(),
+                &mut seq,
+            );
             let mut events = Vec::new();
             for (event, action) in matches {
                 events.push(match action {

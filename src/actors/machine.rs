@@ -28,7 +28,14 @@ impl MachineActor {
         rules: Arc<MachineRules>,
         store: StoreHandle,
     ) -> MachineActor {
-        MachineActor { account, machine_id, state, rules, store, panics: 0 }
+        MachineActor {
+            account,
+            machine_id,
+            state,
+            rules,
+            store,
+            panics: 0,
+        }
     }
 }
 
@@ -98,8 +105,13 @@ impl MachineActor {
             Err(e) => {
                 let id = self.machine_id;
                 return Box::pin(
-                    async move { Err(ObserveError::Store { machine: id, error: e.to_string() }) }
-                        .into_actor(self),
+                    async move {
+                        Err(ObserveError::Store {
+                            machine: id,
+                            error: e.to_string(),
+                        })
+                    }
+                    .into_actor(self),
                 );
             }
         };
@@ -116,16 +128,25 @@ impl MachineActor {
         };
         let store = self.store.clone();
         let machine = self.machine_id;
-        Box::pin(async move { store.apply(vec![commit]).await }.into_actor(self).map(
-            move |result, act, _ctx| match result {
-                Ok(_) => {
-                    let summary = detect::machine_summary(&new_state);
-                    act.state = Some(new_state);
-                    Ok(ObserveReport { machine_id: machine, events: count, summary })
-                }
-                Err(e) => Err(ObserveError::Store { machine, error: e.to_string() }),
-            },
-        ))
+        Box::pin(
+            async move { store.apply(vec![commit]).await }
+                .into_actor(self)
+                .map(move |result, act, _ctx| match result {
+                    Ok(_) => {
+                        let summary = detect::machine_summary(&new_state);
+                        act.state = Some(new_state);
+                        Ok(ObserveReport {
+                            machine_id: machine,
+                            events: count,
+                            summary,
+                        })
+                    }
+                    Err(e) => Err(ObserveError::Store {
+                        machine,
+                        error: e.to_string(),
+                    }),
+                }),
+        )
     }
 }
 
@@ -136,7 +157,11 @@ impl Handler<Observe> for MachineActor {
         let account = self.account.clone();
         let rules = self.rules.clone();
         AtomicResponse::new(self.run_step(move |prev| {
-            let obs = Observation { account: &account, now: msg.now, rules: &rules };
+            let obs = Observation {
+                account: &account,
+                now: msg.now,
+                rules: &rules,
+            };
             detect::observe_machine(prev, &msg.row, &obs, msg.adoption)
         }))
     }
@@ -150,14 +175,24 @@ impl Handler<Missing> for MachineActor {
             // Never observed: nothing to conclude from its absence.
             let machine_id = self.machine_id;
             return AtomicResponse::new(Box::pin(
-                async move { Ok(ObserveReport { machine_id, events: 0, summary: serde_json::Value::Null }) }
-                    .into_actor(self),
+                async move {
+                    Ok(ObserveReport {
+                        machine_id,
+                        events: 0,
+                        summary: serde_json::Value::Null,
+                    })
+                }
+                .into_actor(self),
             ));
         };
         let account = self.account.clone();
         let rules = self.rules.clone();
         AtomicResponse::new(self.run_step(move |_prev| {
-            let obs = Observation { account: &account, now: msg.now, rules: &rules };
+            let obs = Observation {
+                account: &account,
+                now: msg.now,
+                rules: &rules,
+            };
             detect::machine_missing(&prev_state, msg.lookup.as_ref(), &obs)
         }))
     }

@@ -19,6 +19,7 @@ pub mod account;
 pub mod instance;
 pub mod machine;
 pub mod notifier;
+pub mod reload;
 pub mod supervisor;
 
 pub use supervisor::{Supervisor, SupervisorOptions};
@@ -69,7 +70,9 @@ pub(crate) fn account_event(
         fresh_event_id(account, kind, now),
         kind,
         Some(account.to_string()),
-        Subject::Account { id: account.to_string() },
+        Subject::Account {
+            id: account.to_string(),
+        },
         now,
         title,
         text,

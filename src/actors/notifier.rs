@@ -71,14 +71,25 @@ pub struct NotifierActor {
 }
 
 impl NotifierActor {
-    pub fn new(target: TargetConfig, store: StoreHandle, http: reqwest::Client, tuning: DeliveryTuning) -> NotifierActor {
+    pub fn new(
+        target: TargetConfig,
+        store: StoreHandle,
+        http: reqwest::Client,
+        tuning: DeliveryTuning,
+    ) -> NotifierActor {
         let status = Arc::new(Mutex::new(TargetStatus {
             name: target.name.clone(),
             service: target.url.service().to_string(),
             state: "ok".into(),
             ..Default::default()
         }));
-        NotifierActor { target, store, http, status, tuning }
+        NotifierActor {
+            target,
+            store,
+            http,
+            status,
+            tuning,
+        }
     }
 
     pub fn status(&self) -> SharedTargetStatus {
@@ -211,7 +222,9 @@ async fn deliver(
         let (unit, unit_end) = if !target.batch_window.is_zero() {
             // Wait for the window after the first wanted event, then send everything queued
             // by then as one digest.
-            let since_event = (Utc::now() - batch[first].event.time).to_std().unwrap_or_default();
+            let since_event = (Utc::now() - batch[first].event.time)
+                .to_std()
+                .unwrap_or_default();
             if since_event < target.batch_window {
                 tokio::time::sleep(target.batch_window - since_event).await;
             }
@@ -220,7 +233,12 @@ async fn deliver(
                 Err(_) => continue,
             };
             let end = all.last().map(|q| q.seq).unwrap_or(last_seq);
-            (all.into_iter().filter(|q| wanted(&target, &q.event)).collect::<Vec<_>>(), end)
+            (
+                all.into_iter()
+                    .filter(|q| wanted(&target, &q.event))
+                    .collect::<Vec<_>>(),
+                end,
+            )
         } else if target.batch_size > 1 {
             let unit: Vec<QueuedEvent> = batch[first..]
                 .iter()
@@ -243,7 +261,13 @@ async fn deliver(
             if dropped > 0 {
                 lock(&status).dropped += dropped as u64;
                 tracing::warn!(target = %name, dropped, "events older than max_age dropped");
-                raise_failing(&target, &store, &format!("{dropped} event(s) older than max_age were dropped"), false).await;
+                raise_failing(
+                    &target,
+                    &store,
+                    &format!("{dropped} event(s) older than max_age were dropped"),
+                    false,
+                )
+                .await;
             }
             if events.is_empty() {
                 break;
@@ -273,7 +297,8 @@ async fn deliver(
                 }
                 Err(SendError::RateLimited { retry_after }) => {
                     tracing::info!(target = %name, retry_after_ms = retry_after.as_millis() as u64, "rate limited; waiting as told");
-                    lock(&status).last_error = Some(format!("rate limited, retry after {retry_after:?}"));
+                    lock(&status).last_error =
+                        Some(format!("rate limited, retry after {retry_after:?}"));
                     tokio::time::sleep(retry_after).await;
                 }
                 Err(SendError::Transient { reason, detail }) => {
@@ -286,7 +311,16 @@ async fn deliver(
                     }
                     if !failing_reported && since.elapsed() >= tuning.failing_after {
                         failing_reported = true;
-                        raise_failing(&target, &store, &format!("failing for {}s: {reason}: {detail}", since.elapsed().as_secs()), false).await;
+                        raise_failing(
+                            &target,
+                            &store,
+                            &format!(
+                                "failing for {}s: {reason}: {detail}",
+                                since.elapsed().as_secs()
+                            ),
+                            false,
+                        )
+                        .await;
                     }
                     let backoff = backoff_delay(&tuning, attempt);
                     tracing::warn!(target = %name, attempt, reason, error = %detail, backoff_ms = backoff.as_millis() as u64, "send failed; will retry");
@@ -305,8 +339,11 @@ async fn deliver(
 
 /// Jittered exponential backoff: base * 2^(attempt-1), capped, times a random factor in [0.5, 1.5).
 fn backoff_delay(tuning: &DeliveryTuning, attempt: u32) -> Duration {
-    let exp = tuning.backoff_base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    exp.min(tuning.backoff_cap).mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+    let exp = tuning
+        .backoff_base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    exp.min(tuning.backoff_cap)
+        .mul_f64(rand::thread_rng().gen_range(0.5..1.5))
 }
 
 async fn advance(store: &StoreHandle, status: &SharedTargetStatus, name: &str, seq: i64) -> i64 {
@@ -318,7 +355,12 @@ async fn advance(store: &StoreHandle, status: &SharedTargetStatus, name: &str, s
     seq
 }
 
-async fn disable(target: &TargetConfig, store: &StoreHandle, status: &SharedTargetStatus, why: &str) {
+async fn disable(
+    target: &TargetConfig,
+    store: &StoreHandle,
+    status: &SharedTargetStatus,
+    why: &str,
+) {
     tracing::error!(target = %target.name, error = %why, "target disabled after a permanent failure; a reload re-enables it");
     {
         let mut s = lock(status);

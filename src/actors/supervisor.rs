@@ -1,21 +1,25 @@
 //! The root of the actor tree: starts one account actor per configured account and one notifier
-//! actor per target, emits the supervisor events (start, startup summary, stop) and drains the
-//! notifiers on shutdown.
+//! actor per target, emits the supervisor events (start, startup summary, reloads, stop), applies
+//! configuration reloads file by file (planned in [`super::reload`]) and drains the notifiers on
+//! shutdown.
 
 use super::account::{AccountActor, FirstPollDone, GetAccountStatus, StopAccount};
 use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
+use super::reload::{self, ReloadReport};
 use super::{queue_events, supervisor_event};
-use crate::config::{AccountConfig, TargetConfig};
+use crate::config::{self, AccountConfig, FileConfig, LoadedConfig, TargetConfig};
+use crate::control::StatusSnapshot;
 use crate::event::EventKind;
+use crate::notify::Notifier;
 use crate::store::StoreHandle;
 use crate::vast::{ClientOptions, VastClient};
 use actix::prelude::*;
-use crate::control::StatusSnapshot;
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// How often the status snapshot served by the control socket is refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -29,6 +33,26 @@ pub struct SupervisorOptions {
     /// How long shutdown waits for notifiers to deliver what is queued.
     pub flush_timeout: Duration,
     pub delivery: DeliveryTuning,
+    /// Test and benchmark only: applied to every account, also after a reload.
+    pub account_overrides: AccountOverrides,
+}
+
+/// Test and benchmark only settings that configuration files cannot express.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AccountOverrides {
+    pub poll_interval: Option<Duration>,
+    pub offline_grace: Option<Duration>,
+}
+
+impl AccountOverrides {
+    pub fn apply(&self, a: &mut AccountConfig) {
+        if let Some(p) = self.poll_interval {
+            a.poll_interval = p;
+        }
+        if let Some(g) = self.offline_grace {
+            a.offline_grace = g;
+        }
+    }
 }
 
 impl Default for SupervisorOptions {
@@ -37,6 +61,7 @@ impl Default for SupervisorOptions {
             client: ClientOptions::default(),
             flush_timeout: Duration::from_secs(5),
             delivery: DeliveryTuning::default(),
+            account_overrides: AccountOverrides::default(),
         }
     }
 }
@@ -55,6 +80,13 @@ pub struct Supervisor {
     started_at: DateTime<Utc>,
     status_tx: Option<watch::Sender<StatusSnapshot>>,
     config_files: Vec<serde_json::Value>,
+    /// Where reloads read from (`None`: started without files, reload unavailable).
+    config_dir: Option<PathBuf>,
+    /// The version of each configuration file now in force.
+    in_force: BTreeMap<PathBuf, FileConfig>,
+    /// The configuration of each running target (for `notify-test`).
+    target_cfgs: BTreeMap<String, TargetConfig>,
+    reloading: bool,
 }
 
 impl Supervisor {
@@ -79,20 +111,47 @@ impl Supervisor {
             started_at: Utc::now(),
             status_tx: None,
             config_files: Vec::new(),
+            config_dir: None,
+            in_force: BTreeMap::new(),
+            target_cfgs: BTreeMap::new(),
+            reloading: false,
         }
     }
 
+    /// A supervisor for the files of `loaded` that can reload them later.
+    pub fn from_config(
+        loaded: &LoadedConfig,
+        store: StoreHandle,
+        opts: SupervisorOptions,
+    ) -> Supervisor {
+        let in_force = reload::initial(loaded);
+        let (accounts, targets) = reload::running(&in_force);
+        let mut sup = Supervisor::new(
+            accounts.into_values().collect(),
+            targets.into_values().collect(),
+            store,
+            opts,
+        );
+        sup.config_dir = Some(loaded.dir.clone());
+        sup.in_force = in_force;
+        sup.config_files = config_files_status(loaded);
+        sup
+    }
+
     /// Publishes a status snapshot into `tx` every second; `config_files` describes the files read.
-    pub fn with_status(mut self, tx: watch::Sender<StatusSnapshot>, config_files: Vec<serde_json::Value>) -> Supervisor {
+    /// Publishes a status snapshot into `tx` every second.
+    pub fn with_status(mut self, tx: watch::Sender<StatusSnapshot>) -> Supervisor {
         self.status_tx = Some(tx);
-        self.config_files = config_files;
         self
     }
 
     fn publish_status(&mut self, ctx: &mut Context<Self>) {
-        let Some(tx) = self.status_tx.clone() else { return };
+        let Some(tx) = self.status_tx.clone() else {
+            return;
+        };
         let accounts: Vec<Addr<AccountActor>> = self.accounts.values().cloned().collect();
-        let targets: Vec<SharedTargetStatus> = self.notifiers.values().map(|(_, s)| s.clone()).collect();
+        let targets: Vec<SharedTargetStatus> =
+            self.notifiers.values().map(|(_, s)| s.clone()).collect();
         let store = self.store.clone();
         let started_at = self.started_at;
         let config_files = self.config_files.clone();
@@ -129,21 +188,35 @@ impl Supervisor {
         );
     }
 
-    fn start_account(&mut self, cfg: AccountConfig, me: Recipient<FirstPollDone>) {
-        let client = VastClient::new(self.http.clone(), cfg.api_url.clone(), cfg.api_key.clone(), self.opts.client.clone());
+    fn start_account(&mut self, mut cfg: AccountConfig, me: Recipient<FirstPollDone>) {
+        self.opts.account_overrides.apply(&mut cfg);
+        let client = VastClient::new(
+            self.http.clone(),
+            cfg.api_url.clone(),
+            cfg.api_key.clone(),
+            self.opts.client.clone(),
+        );
         let name = cfg.name.clone();
         match AccountActor::new(cfg, client, self.store.clone(), Some(me)) {
             Ok(actor) => {
                 self.awaiting_first_poll.insert(name.clone());
                 self.accounts.insert(name, actor.start());
             }
-            Err(e) => tracing::error!(account = %name, error = %e, "invalid pattern in the account; not started"),
+            Err(e) => {
+                tracing::error!(account = %name, error = %e, "invalid pattern in the account; not started")
+            }
         }
     }
 
     fn start_target(&mut self, cfg: TargetConfig) {
         let name = cfg.name.clone();
-        let actor = NotifierActor::new(cfg, self.store.clone(), self.http.clone(), self.opts.delivery);
+        self.target_cfgs.insert(name.clone(), cfg.clone());
+        let actor = NotifierActor::new(
+            cfg,
+            self.store.clone(),
+            self.http.clone(),
+            self.opts.delivery,
+        );
         let status = actor.status();
         self.notifiers.insert(name, (actor.start(), status));
     }
@@ -162,7 +235,11 @@ impl Supervisor {
             let r: usize = done
                 .machines
                 .iter()
-                .map(|s| s.get("rentals").and_then(|r| r.as_array()).map_or(0, |a| a.len()))
+                .map(|s| {
+                    s.get("rentals")
+                        .and_then(|r| r.as_array())
+                        .map_or(0, |a| a.len())
+                })
                 .sum();
             machines += m;
             rentals += r;
@@ -171,7 +248,8 @@ impl Supervisor {
             } else {
                 format!("{}: first poll failed", done.account)
             });
-            accounts.push(json!({ "account": done.account, "ok": done.ok, "machines": done.machines }));
+            accounts
+                .push(json!({ "account": done.account, "ok": done.ok, "machines": done.machines }));
         }
         for pending in &self.awaiting_first_poll {
             lines.push(format!("{pending}: no answer yet"));
@@ -179,7 +257,10 @@ impl Supervisor {
         let event = supervisor_event(
             EventKind::StartupSummary,
             Utc::now(),
-            format!("Watching {} accounts, {machines} machines, {rentals} rentals", self.accounts.len()),
+            format!(
+                "Watching {} accounts, {machines} machines, {rentals} rentals",
+                self.accounts.len()
+            ),
             lines.join("\n"),
             json!({ "accounts": accounts, "machines": machines, "rentals": rentals }),
         );
@@ -229,7 +310,9 @@ impl Actor for Supervisor {
         if self.awaiting_first_poll.is_empty() {
             self.send_startup_summary();
         }
-        ctx.run_later(STARTUP_SUMMARY_DEADLINE, |act, _| act.send_startup_summary());
+        ctx.run_later(STARTUP_SUMMARY_DEADLINE, |act, _| {
+            act.send_startup_summary()
+        });
         self.publish_status(ctx);
         ctx.run_interval(STATUS_EVERY, |act, ctx| act.publish_status(ctx));
     }
@@ -259,9 +342,16 @@ impl Handler<Shutdown> for Supervisor {
         for addr in self.accounts.values() {
             addr.do_send(StopAccount);
         }
-        let stop = supervisor_event(EventKind::SupervisorStop, Utc::now(), "vast-supervisor stopped", "clean shutdown", json!({}));
+        let stop = supervisor_event(
+            EventKind::SupervisorStop,
+            Utc::now(),
+            "vast-supervisor stopped",
+            "clean shutdown",
+            json!({}),
+        );
         let store = self.store.clone();
-        let statuses: Vec<SharedTargetStatus> = self.notifiers.values().map(|(_, s)| s.clone()).collect();
+        let statuses: Vec<SharedTargetStatus> =
+            self.notifiers.values().map(|(_, s)| s.clone()).collect();
         let deadline = tokio::time::Instant::now() + self.opts.flush_timeout;
         Box::pin(
             async move {
@@ -286,5 +376,155 @@ impl Handler<Shutdown> for Supervisor {
                 }
             }),
         )
+    }
+}
+
+/// One entry per configuration file for status: `{"path", "ok", "error"}`.
+pub fn config_files_status(loaded: &LoadedConfig) -> Vec<serde_json::Value> {
+    loaded
+        .files
+        .iter()
+        .map(|f| match f {
+            config::FileOutcome::Ok(fc) => {
+                json!({ "path": fc.path.display().to_string(), "ok": true })
+            }
+            config::FileOutcome::Rejected { path, diagnostics } => json!({
+                "path": path.display().to_string(),
+                "ok": false,
+                "error": diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; "),
+            }),
+        })
+        .collect()
+}
+
+/// Re-reads the configuration directory and applies it file by file (SIGHUP, `reload`).
+#[derive(Message)]
+#[rtype(result = "Result<ReloadReport, String>")]
+pub struct Reload;
+
+impl Handler<Reload> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<ReloadReport, String>>;
+
+    fn handle(&mut self, _msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(dir) = self.config_dir.clone() else {
+            return Box::pin(actix::fut::ready(Err(
+                "this supervisor was not started from configuration files".to_string(),
+            )));
+        };
+        if self.reloading {
+            return Box::pin(actix::fut::ready(Err(
+                "a reload is already running".to_string()
+            )));
+        }
+        self.reloading = true;
+        // Validate everything first; nothing is touched until the plan is complete.
+        let loaded = config::load_dir(&dir);
+        let disabled: Vec<String> = self
+            .notifiers
+            .iter()
+            .filter(|(_, (_, st))| st.lock().map(|s| s.state == "disabled").unwrap_or(false))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let plan = reload::plan(&self.in_force, &loaded, &disabled);
+        let stopping_accounts: Vec<Addr<AccountActor>> = plan
+            .stop_accounts
+            .iter()
+            .filter_map(|n| self.accounts.remove(n))
+            .collect();
+        let stopping_targets: Vec<Addr<NotifierActor>> = plan
+            .stop_targets
+            .iter()
+            .filter_map(|n| {
+                self.target_cfgs.remove(n);
+                self.notifiers.remove(n).map(|(a, _)| a)
+            })
+            .collect();
+        let removed_targets = plan.report.targets.removed.clone();
+        let store = self.store.clone();
+        // Stopping waits for each actor's current poll or send to finish, so the new actor
+        // starts from the state the old one committed (no duplicates, no lost change).
+        let stop = async move {
+            for a in stopping_accounts {
+                let _ = a.send(StopAccount).await;
+            }
+            for t in stopping_targets {
+                let _ = t.send(StopNotifier).await;
+            }
+            for name in removed_targets {
+                let _ = store.run(move |s| s.remove_cursor(&name)).await;
+            }
+        };
+        Box::pin(stop.into_actor(self).map(move |_, act, ctx| {
+            let me = ctx.address().recipient();
+            for t in plan.start_targets {
+                act.start_target(t);
+            }
+            for a in plan.start_accounts {
+                act.start_account(a, me.clone());
+            }
+            act.in_force = plan.in_force;
+            act.config_files = config_files_status(&loaded);
+            act.reloading = false;
+            let report = plan.report;
+            let now = Utc::now();
+            let mut events = Vec::new();
+            for r in &report.rejected {
+                events.push(supervisor_event(
+                    EventKind::ConfigRejected,
+                    now,
+                    format!("Configuration file rejected: {}", r.path),
+                    r.errors.join("\n"),
+                    json!({ "path": r.path, "errors": r.errors, "previous_kept": r.previous_kept }),
+                ));
+            }
+            events.push(supervisor_event(
+                EventKind::ConfigReloaded,
+                now,
+                "Configuration reloaded",
+                report.lines().join("\n"),
+                serde_json::to_value(&report).unwrap_or_default(),
+            ));
+            tracing::info!(changes = %report.lines().join("; "), "configuration reloaded");
+            let store = act.store.clone();
+            actix::spawn(async move { queue_events(&store, "", events).await });
+            Ok(report)
+        }))
+    }
+}
+
+/// Sends a test message through one target and returns what the service answered.
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct NotifyTest {
+    pub target: String,
+}
+
+impl Handler<NotifyTest> for Supervisor {
+    type Result = ResponseFuture<Result<String, String>>;
+
+    fn handle(&mut self, msg: NotifyTest, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(cfg) = self.target_cfgs.get(&msg.target).cloned() else {
+            let known = self
+                .target_cfgs
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let error = format!("no target named \"{}\" (targets: {known})", msg.target);
+            return Box::pin(async move { Err(error) });
+        };
+        let http = self.http.clone();
+        Box::pin(async move {
+            let mut notifier = Notifier::new(&cfg, http)?;
+            match notifier.send_test().await {
+                Ok(d) => Ok(format!(
+                    "{} ({}): accepted: {}",
+                    cfg.name,
+                    notifier.destination(),
+                    d.info
+                )),
+                Err(e) => Err(format!("{} ({}): {}", cfg.name, notifier.destination(), e)),
+            }
+        })
     }
 }

@@ -36,15 +36,24 @@ pub async fn status(socket: &Path, json: bool) -> Result<(), ClientError> {
     .await?;
     let snapshot = snapshot.ok_or_else(|| ClientError::Reply("no status in the reply".into()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&snapshot).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&snapshot).unwrap_or_default()
+        );
     } else {
-        let st: StatusSnapshot = serde_json::from_value(snapshot).map_err(|e| ClientError::Reply(e.to_string()))?;
+        let st: StatusSnapshot =
+            serde_json::from_value(snapshot).map_err(|e| ClientError::Reply(e.to_string()))?;
         print!("{}", render::status_table(&st));
     }
     Ok(())
 }
 
-pub async fn events(socket: &Path, follow: bool, json: bool, limit: usize) -> Result<(), ClientError> {
+pub async fn events(
+    socket: &Path,
+    follow: bool,
+    json: bool,
+    limit: usize,
+) -> Result<(), ClientError> {
     let req = ControlRequest::Events { limit, follow };
     let printing = request(socket, &req, |reply| {
         if let Some(ev) = reply.get("event") {
@@ -60,4 +69,41 @@ pub async fn events(socket: &Path, follow: bool, json: bool, limit: usize) -> Re
         r = printing => r,
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
+}
+
+/// Outcome of `reload`: whether any file was rejected (exit code 2).
+pub async fn reload(socket: &Path) -> Result<bool, ClientError> {
+    let mut reply: Option<serde_json::Value> = None;
+    request(socket, &ControlRequest::Reload, |r| {
+        reply = Some(r);
+        false
+    })
+    .await?;
+    let reply = reply.ok_or_else(|| ClientError::Reply("no reply to reload".into()))?;
+    for line in reply
+        .get("lines")
+        .and_then(|l| l.as_array())
+        .into_iter()
+        .flatten()
+    {
+        println!("{}", line.as_str().unwrap_or_default());
+    }
+    let rejected = reply["report"]["rejected"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty());
+    Ok(rejected)
+}
+
+pub async fn notify_test(socket: &Path, target: &str) -> Result<(), ClientError> {
+    let req = ControlRequest::NotifyTest {
+        target: target.to_string(),
+    };
+    request(socket, &req, |r| {
+        println!(
+            "{}",
+            r.get("answer").and_then(|a| a.as_str()).unwrap_or_default()
+        );
+        false
+    })
+    .await
 }

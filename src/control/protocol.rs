@@ -14,6 +14,12 @@ pub enum ControlRequest {
         #[serde(default)]
         follow: bool,
     },
+    /// Reload the configuration (same as SIGHUP) and report what changed.
+    Reload,
+    /// Send a test message through one target.
+    NotifyTest {
+        target: String,
+    },
 }
 
 fn default_limit() -> usize {

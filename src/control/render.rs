@@ -15,17 +15,45 @@ fn s(v: &serde_json::Value, key: &str) -> String {
 /// The `status` table: accounts, machines with GPU occupancy and rentals, targets, config files.
 pub fn status_table(st: &StatusSnapshot) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "vast-supervisor {} up {}s (since {})", st.version, st.uptime_seconds, st.started_at);
+    let _ = writeln!(
+        out,
+        "vast-supervisor {} up {}s (since {})",
+        st.version, st.uptime_seconds, st.started_at
+    );
     let _ = writeln!(out, "\nACCOUNTS");
-    let _ = writeln!(out, "  {:<20} {:<12} {:>8} {:<26} LAST ERROR", "NAME", "STATE", "MACHINES", "LAST POLL");
+    let _ = writeln!(
+        out,
+        "  {:<20} {:<12} {:>8} {:<26} LAST ERROR",
+        "NAME", "STATE", "MACHINES", "LAST POLL"
+    );
     for a in &st.accounts {
-        let machines = a.get("machines").and_then(|m| m.as_array()).map_or(0, |m| m.len());
-        let _ = writeln!(out, "  {:<20} {:<12} {:>8} {:<26} {}", s(a, "name"), s(a, "state"), machines, s(a, "last_poll"), s(a, "last_error"));
+        let machines = a
+            .get("machines")
+            .and_then(|m| m.as_array())
+            .map_or(0, |m| m.len());
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<12} {:>8} {:<26} {}",
+            s(a, "name"),
+            s(a, "state"),
+            machines,
+            s(a, "last_poll"),
+            s(a, "last_error")
+        );
     }
     let _ = writeln!(out, "\nMACHINES");
-    let _ = writeln!(out, "  {:<12} {:<10} {:<20} {:<10} {:<9} RENTALS", "ACCOUNT", "ID", "NAME", "STATE", "GPUS");
+    let _ = writeln!(
+        out,
+        "  {:<12} {:<10} {:<20} {:<10} {:<9} RENTALS",
+        "ACCOUNT", "ID", "NAME", "STATE", "GPUS"
+    );
     for a in &st.accounts {
-        for m in a.get("machines").and_then(|m| m.as_array()).into_iter().flatten() {
+        for m in a
+            .get("machines")
+            .and_then(|m| m.as_array())
+            .into_iter()
+            .flatten()
+        {
             let gpus = format!("{}/{}", s(m, "gpus_occupied"), s(m, "gpus_total"));
             let flag = |k: &str| m.get(k).and_then(|v| v.as_bool()) == Some(true);
             let state = if flag("removed") {
@@ -47,28 +75,61 @@ pub fn status_table(st: &StatusSnapshot) -> String {
                         .join(" ")
                 })
                 .unwrap_or_default();
-            let _ = writeln!(out, "  {:<12} {:<10} {:<20} {:<10} {:<9} {}", s(a, "name"), s(m, "machine_id"), s(m, "hostname"), state, gpus, rentals);
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<10} {:<20} {:<10} {:<9} {}",
+                s(a, "name"),
+                s(m, "machine_id"),
+                s(m, "hostname"),
+                state,
+                gpus,
+                rentals
+            );
         }
     }
     let _ = writeln!(out, "\nTARGETS");
-    let _ = writeln!(out, "  {:<20} {:<9} {:<9} {:>6} {:>6} {:>6} {:<26} LAST ERROR", "NAME", "SERVICE", "STATE", "QUEUE", "SENT", "FAILED", "LAST SUCCESS");
+    let _ = writeln!(
+        out,
+        "  {:<20} {:<9} {:<9} {:>6} {:>6} {:>6} {:<26} LAST ERROR",
+        "NAME", "SERVICE", "STATE", "QUEUE", "SENT", "FAILED", "LAST SUCCESS"
+    );
     for t in &st.targets {
         let _ = writeln!(
             out,
             "  {:<20} {:<9} {:<9} {:>6} {:>6} {:>6} {:<26} {}",
-            s(t, "name"), s(t, "service"), s(t, "state"), s(t, "queue_depth"), s(t, "sent"), s(t, "failed"), s(t, "last_success"), s(t, "last_error")
+            s(t, "name"),
+            s(t, "service"),
+            s(t, "state"),
+            s(t, "queue_depth"),
+            s(t, "sent"),
+            s(t, "failed"),
+            s(t, "last_success"),
+            s(t, "last_error")
         );
     }
     let _ = writeln!(out, "\nCONFIG FILES");
     for f in &st.config_files {
-        let _ = writeln!(out, "  {:<50} {}", s(f, "path"), if f.get("ok").and_then(|o| o.as_bool()) == Some(true) { "ok".to_string() } else { s(f, "error") });
+        let _ = writeln!(
+            out,
+            "  {:<50} {}",
+            s(f, "path"),
+            if f.get("ok").and_then(|o| o.as_bool()) == Some(true) {
+                "ok".to_string()
+            } else {
+                s(f, "error")
+            }
+        );
     }
     out
 }
 
 /// One event as a readable line (`events` without --json).
 pub fn event_line(e: &Event) -> String {
-    let account = e.account.as_deref().map(|a| format!(" [{a}]")).unwrap_or_default();
+    let account = e
+        .account
+        .as_deref()
+        .map(|a| format!(" [{a}]"))
+        .unwrap_or_default();
     format!(
         "{} {:<8} {:<20}{} {}: {}",
         e.time.format("%Y-%m-%d %H:%M:%S"),

@@ -1,7 +1,9 @@
 //! The daemon side of the control socket.
 
 use super::protocol::{ControlRequest, StatusSnapshot};
+use crate::actors::supervisor::{NotifyTest, Reload, Supervisor};
 use crate::store::StoreHandle;
+use actix::Addr;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -21,10 +23,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ControlContext {
     pub status: watch::Receiver<StatusSnapshot>,
     pub store: StoreHandle,
+    /// For `reload` and `notify-test`; `None` answers them with an error.
+    pub supervisor: Option<Addr<Supervisor>>,
 }
 
 /// Binds `path` (replacing a stale socket), sets mode 0660 and serves until the task is dropped.
-pub async fn serve(path: &Path, ctx: ControlContext) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub async fn serve(
+    path: &Path,
+    ctx: ControlContext,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -43,8 +50,12 @@ pub async fn serve(path: &Path, ctx: ControlContext) -> std::io::Result<tokio::t
     let places = Arc::new(Semaphore::new(MAX_CLIENTS));
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let Ok(place) = places.clone().acquire_owned().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(place) = places.clone().acquire_owned().await else {
+                return;
+            };
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 if let Err(e) = handle(stream, ctx).await {
@@ -64,13 +75,21 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
         Ok(Ok(None)) => return Ok(()),
         Ok(Err(e)) => return Err(e),
         Err(_) => {
-            return write_line(&mut write, &json!({"ok": false, "error": "no request within 2s"})).await;
+            return write_line(
+                &mut write,
+                &json!({"ok": false, "error": "no request within 2s"}),
+            )
+            .await;
         }
     };
     let request: ControlRequest = match serde_json::from_str(&line) {
         Ok(r) => r,
         Err(e) => {
-            return write_line(&mut write, &json!({"ok": false, "error": format!("bad request: {e}")})).await;
+            return write_line(
+                &mut write,
+                &json!({"ok": false, "error": format!("bad request: {e}")}),
+            )
+            .await;
         }
     };
     match request {
@@ -78,18 +97,55 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
             let snapshot = ctx.status.borrow().clone();
             write_line(&mut write, &json!({"ok": true, "status": snapshot})).await
         }
+        ControlRequest::Reload => {
+            let Some(sup) = ctx.supervisor else {
+                return write_line(
+                    &mut write,
+                    &json!({"ok": false, "error": "reload is not available"}),
+                )
+                .await;
+            };
+            let reply = match sup.send(Reload).await {
+                Ok(Ok(report)) => json!({"ok": true, "report": report, "lines": report.lines()}),
+                Ok(Err(e)) => json!({"ok": false, "error": e}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            };
+            write_line(&mut write, &reply).await
+        }
+        ControlRequest::NotifyTest { target } => {
+            let Some(sup) = ctx.supervisor else {
+                return write_line(
+                    &mut write,
+                    &json!({"ok": false, "error": "notify-test is not available"}),
+                )
+                .await;
+            };
+            let reply = match sup.send(NotifyTest { target }).await {
+                Ok(Ok(answer)) => json!({"ok": true, "answer": answer}),
+                Ok(Err(e)) => json!({"ok": false, "error": e}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            };
+            write_line(&mut write, &reply).await
+        }
         ControlRequest::Events { limit, follow } => {
             let recent = ctx.store.run(move |s| s.recent_events(limit)).await;
             let recent = match recent {
                 Ok(r) => r,
-                Err(e) => return write_line(&mut write, &json!({"ok": false, "error": e.to_string()})).await,
+                Err(e) => {
+                    return write_line(&mut write, &json!({"ok": false, "error": e.to_string()}))
+                        .await
+                }
             };
             let mut cursor = recent.last().map(|q| q.seq).unwrap_or(0);
             if recent.is_empty() {
                 cursor = ctx.store.run(|s| s.max_seq()).await.unwrap_or(0);
             }
             for q in recent {
-                write_line(&mut write, &json!({"ok": true, "seq": q.seq, "event": q.event})).await?;
+                write_line(
+                    &mut write,
+                    &json!({"ok": true, "seq": q.seq, "event": q.event}),
+                )
+                .await?;
             }
             if !follow {
                 return Ok(());
@@ -100,17 +156,26 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
                     return Ok(());
                 }
                 let c = cursor;
-                let Ok(batch) = ctx.store.run(move |s| s.events_after(c, 256)).await else { return Ok(()) };
+                let Ok(batch) = ctx.store.run(move |s| s.events_after(c, 256)).await else {
+                    return Ok(());
+                };
                 for q in batch {
                     cursor = q.seq;
-                    write_line(&mut write, &json!({"ok": true, "seq": q.seq, "event": q.event})).await?;
+                    write_line(
+                        &mut write,
+                        &json!({"ok": true, "seq": q.seq, "event": q.event}),
+                    )
+                    .await?;
                 }
             }
         }
     }
 }
 
-async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &serde_json::Value) -> std::io::Result<()> {
+async fn write_line(
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+    v: &serde_json::Value,
+) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(v).map_err(std::io::Error::other)?;
     line.push(b'\n');
     w.write_all(&line).await

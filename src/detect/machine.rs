@@ -401,7 +401,7 @@ fn observe_error(s: &mut MachineState, row: &Machine, obs: &Observation, em: &mu
         let repeat = obs.rules.error_repeat.as_secs_f64();
         let due = st
             .last_sent
-            .map_or(true, |sent| seconds_between(sent, now) >= repeat);
+            .is_none_or(|sent| seconds_between(sent, now) >= repeat);
         if repeat > 0.0 && due {
             st.last_sent = Some(now);
             let since = st.alerted_since.unwrap_or(now);

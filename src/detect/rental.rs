@@ -949,7 +949,7 @@ fn match_storage(sizes: &[f64], drop: f64) -> Vec<usize> {
             .sum();
         if (sum - drop).abs() < DISK_TOLERANCE_GB {
             let members = mask.count_ones();
-            if best.map_or(true, |(n, _)| members < n) {
+            if best.is_none_or(|(n, _)| members < n) {
                 best = Some((members, mask));
             }
         }

@@ -1245,7 +1245,7 @@ fn gotify(shared: &Shared, incoming: &Incoming) -> Response<Body> {
             json!({"error": "Bad Request", "errorCode": 400, "errorDescription": "invalid JSON"}),
         );
     };
-    if body["message"].as_str().map_or(true, str::is_empty) {
+    if body["message"].as_str().is_none_or(str::is_empty) {
         return json_response(
             400,
             json!({"error": "Bad Request", "errorCode": 400,

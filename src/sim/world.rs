@@ -234,6 +234,8 @@ pub struct RecordedRequest {
     pub route: &'static str,
     /// The fault applied to this request, if any.
     pub fault: Option<Fault>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 /// An instance write the API received (start, stop, label, destroy).
@@ -1168,6 +1170,7 @@ impl World {
             account: account_name.clone(),
             route: route.label(),
             fault: None,
+            at: std::time::Instant::now(),
         };
         let outcome = self.answer(route, req, key, now, &mut record);
         if self.requests.len() >= MAX_RECORDED_REQUESTS {
@@ -1464,7 +1467,7 @@ impl World {
         }
         let remaining: Vec<&&SimInstance> = owned
             .iter()
-            .filter(|i| after.map_or(true, |a| i.id > a))
+            .filter(|i| after.is_none_or(|a| i.id > a))
             .collect();
         let page: Vec<Value> = remaining
             .iter()

@@ -63,6 +63,9 @@ pub struct Quarantined {
     pub error: String,
 }
 
+/// States that loaded, keyed by subject id, and those moved to quarantine.
+pub type LoadedStates<T> = (Vec<(String, T)>, Vec<Quarantined>);
+
 /// An event read back from the outbox with its position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedEvent {
@@ -85,7 +88,9 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         match version {
             None => {
@@ -134,11 +139,11 @@ impl Store {
         account: &str,
         kind: &str,
         parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<(Vec<(String, T)>, Vec<Quarantined>), StoreError> {
+    ) -> Result<LoadedStates<T>, StoreError> {
         let rows: Vec<(String, String)> = {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT id, state FROM subjects WHERE account = ?1 AND kind = ?2")?;
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, state FROM subjects WHERE account = ?1 AND kind = ?2",
+            )?;
             let mapped = stmt.query_map(params![account, kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
             mapped.collect::<Result<_, _>>()?
         };
@@ -177,7 +182,9 @@ impl Store {
 
     /// The accounts that have stored state (to find accounts removed from the configuration).
     pub fn accounts(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT DISTINCT account FROM subjects ORDER BY account")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT account FROM subjects ORDER BY account")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -217,7 +224,11 @@ impl Store {
     pub fn cursor_or_init(&mut self, target: &str) -> Result<i64, StoreError> {
         let existing: Option<i64> = self
             .conn
-            .query_row("SELECT seq FROM cursors WHERE target = ?1", params![target], |r| r.get(0))
+            .query_row(
+                "SELECT seq FROM cursors WHERE target = ?1",
+                params![target],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(seq) = existing {
             return Ok(seq);
@@ -237,15 +248,16 @@ impl Store {
     }
 
     pub fn remove_cursor(&mut self, target: &str) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM cursors WHERE target = ?1", params![target])?;
+        self.conn
+            .execute("DELETE FROM cursors WHERE target = ?1", params![target])?;
         Ok(())
     }
 
     /// Deletes events every target has passed, keeping the newest `keep` for `events`/status.
     pub fn prune(&mut self, keep: usize) -> Result<usize, StoreError> {
-        let min_cursor: Option<i64> = self
-            .conn
-            .query_row("SELECT MIN(seq) FROM cursors", [], |r| r.get(0))?;
+        let min_cursor: Option<i64> =
+            self.conn
+                .query_row("SELECT MIN(seq) FROM cursors", [], |r| r.get(0))?;
         let max = self.max_seq()?;
         let limit = min_cursor.unwrap_or(max).min(max - keep as i64);
         Ok(self
@@ -269,7 +281,13 @@ impl Store {
     }
 
     /// Writes a raw state row (tests use it to plant corrupt state).
-    pub fn put_raw_state(&mut self, account: &str, kind: &str, id: &str, state: &str) -> Result<(), StoreError> {
+    pub fn put_raw_state(
+        &mut self,
+        account: &str,
+        kind: &str,
+        id: &str,
+        state: &str,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT OR REPLACE INTO subjects (account, kind, id, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![account, kind, id, state, Utc::now().to_rfc3339()],
@@ -284,23 +302,51 @@ mod tests {
     use crate::event::{EventKind, Subject};
 
     fn ev(id: &str) -> Event {
-        Event::new(id, EventKind::RentalStart, Some("a".into()), Subject::Machine { id: 1, name: None }, Utc::now(), "t", "x")
+        Event::new(
+            id,
+            EventKind::RentalStart,
+            Some("a".into()),
+            Subject::Machine { id: 1, name: None },
+            Utc::now(),
+            "t",
+            "x",
+        )
     }
 
     #[test]
     fn commit_is_idempotent_by_event_id_and_cursors_start_at_end() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("s.db")).unwrap();
-        let c = Commit { account: "a".into(), kind: "machine", id: "1".into(), state: Some("{\"v\":1}".into()), events: vec![ev("e1"), ev("e2")] };
+        let c = Commit {
+            account: "a".into(),
+            kind: "machine",
+            id: "1".into(),
+            state: Some("{\"v\":1}".into()),
+            events: vec![ev("e1"), ev("e2")],
+        };
         assert_eq!(s.apply(std::slice::from_ref(&c), Utc::now()).unwrap(), 2);
-        assert_eq!(s.apply(&[c], Utc::now()).unwrap(), 2, "same ids are not queued twice");
+        assert_eq!(
+            s.apply(&[c], Utc::now()).unwrap(),
+            2,
+            "same ids are not queued twice"
+        );
         assert_eq!(s.cursor_or_init("t1").unwrap(), 2);
-        let c2 = Commit { account: "a".into(), kind: "machine", id: "1".into(), state: None, events: vec![ev("e3")] };
+        let c2 = Commit {
+            account: "a".into(),
+            kind: "machine",
+            id: "1".into(),
+            state: None,
+            events: vec![ev("e3")],
+        };
         s.apply(&[c2], Utc::now()).unwrap();
         let after = s.events_after(2, 10).unwrap();
         assert_eq!(after.len(), 1);
         assert_eq!(after[0].event.id, "e3");
-        let (states, bad) = s.load_states("a", "machine", |j| serde_json::from_str::<serde_json::Value>(j).map_err(|e| e.to_string())).unwrap();
+        let (states, bad) = s
+            .load_states("a", "machine", |j| {
+                serde_json::from_str::<serde_json::Value>(j).map_err(|e| e.to_string())
+            })
+            .unwrap();
         assert_eq!(states.len(), 1);
         assert!(bad.is_empty());
     }
@@ -309,15 +355,21 @@ mod tests {
     fn corrupt_state_is_quarantined_and_others_load() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("s.db")).unwrap();
-        s.put_raw_state("a", "machine", "1", "{\"ok\":true}").unwrap();
+        s.put_raw_state("a", "machine", "1", "{\"ok\":true}")
+            .unwrap();
         s.put_raw_state("a", "machine", "2", "{not json").unwrap();
-        let parse = |j: &str| serde_json::from_str::<serde_json::Value>(j).map_err(|e| e.to_string());
+        let parse =
+            |j: &str| serde_json::from_str::<serde_json::Value>(j).map_err(|e| e.to_string());
         let (good, bad) = s.load_states("a", "machine", parse).unwrap();
         assert_eq!(good.len(), 1);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].id, "2");
         let (good, bad) = s.load_states("a", "machine", parse).unwrap();
-        assert_eq!((good.len(), bad.len()), (1, 0), "quarantined rows are moved aside");
+        assert_eq!(
+            (good.len(), bad.len()),
+            (1, 0),
+            "quarantined rows are moved aside"
+        );
         assert_eq!(s.quarantined().unwrap().len(), 1);
     }
 
@@ -327,8 +379,22 @@ mod tests {
         let mut s = Store::open(&dir.path().join("s.db")).unwrap();
         s.set_cursor("slow", 0).unwrap();
         let events: Vec<Event> = (0..10).map(|i| ev(&format!("e{i}"))).collect();
-        s.apply(&[Commit { account: "a".into(), kind: "machine", id: "1".into(), state: None, events }], Utc::now()).unwrap();
-        assert_eq!(s.prune(2).unwrap(), 0, "the slow target has delivered nothing");
+        s.apply(
+            &[Commit {
+                account: "a".into(),
+                kind: "machine",
+                id: "1".into(),
+                state: None,
+                events,
+            }],
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.prune(2).unwrap(),
+            0,
+            "the slow target has delivered nothing"
+        );
         s.set_cursor("slow", 10).unwrap();
         assert_eq!(s.prune(2).unwrap(), 8);
         assert_eq!(s.recent_events(5).unwrap().len(), 2);

@@ -11,6 +11,8 @@ use tokio::sync::{oneshot, watch};
 const MAX_GROUP: usize = 512;
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
+/// Commits waiting for the next group transaction, each with the channel its result goes to.
+type Pending = Vec<(Vec<Commit>, oneshot::Sender<Result<i64, StoreError>>)>;
 
 enum Request {
     Apply {
@@ -59,7 +61,9 @@ impl StoreHandle {
         let job: Job = Box::new(move |store| {
             let _ = reply.send(f(store));
         });
-        self.requests.send(Request::Run(job)).map_err(|_| StoreError::Closed)?;
+        self.requests
+            .send(Request::Run(job))
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -71,7 +75,7 @@ impl StoreHandle {
 
 fn writer_loop(store: &mut Store, rx: mpsc::Receiver<Request>, latest: watch::Sender<i64>) {
     while let Ok(first) = rx.recv() {
-        let mut group: Vec<(Vec<Commit>, oneshot::Sender<Result<i64, StoreError>>)> = Vec::new();
+        let mut group: Pending = Vec::new();
         let mut pending = Some(first);
         // Take every commit already waiting so they share one transaction (group commit).
         while let Some(req) = pending.take() {
@@ -90,11 +94,7 @@ fn writer_loop(store: &mut Store, rx: mpsc::Receiver<Request>, latest: watch::Se
     }
 }
 
-fn flush(
-    store: &mut Store,
-    group: &mut Vec<(Vec<Commit>, oneshot::Sender<Result<i64, StoreError>>)>,
-    latest: &watch::Sender<i64>,
-) {
+fn flush(store: &mut Store, group: &mut Pending, latest: &watch::Sender<i64>) {
     if group.is_empty() {
         return;
     }
@@ -137,8 +137,23 @@ mod tests {
         for i in 0..50 {
             let h = h.clone();
             tasks.push(tokio::spawn(async move {
-                let e = Event::new(format!("e{i}"), EventKind::MachineAdded, Some("a".into()), Subject::Machine { id: i, name: None }, Utc::now(), "t", "");
-                h.apply(vec![Commit { account: "a".into(), kind: "machine", id: i.to_string(), state: Some("{}".into()), events: vec![e] }]).await
+                let e = Event::new(
+                    format!("e{i}"),
+                    EventKind::MachineAdded,
+                    Some("a".into()),
+                    Subject::Machine { id: i, name: None },
+                    Utc::now(),
+                    "t",
+                    "",
+                );
+                h.apply(vec![Commit {
+                    account: "a".into(),
+                    kind: "machine",
+                    id: i.to_string(),
+                    state: Some("{}".into()),
+                    events: vec![e],
+                }])
+                .await
             }));
         }
         for t in tasks {

@@ -13,7 +13,7 @@
 mod db;
 mod handle;
 
-pub use db::{Commit, QueuedEvent, Quarantined, Store};
+pub use db::{Commit, LoadedStates, Quarantined, QueuedEvent, Store};
 pub use handle::StoreHandle;
 
 #[derive(Debug, thiserror::Error)]
