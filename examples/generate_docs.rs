@@ -356,7 +356,7 @@ fn files_section() -> Roff {
         ),
         (
             "/run/vast-supervisor/control.sock",
-            "The control socket (control_socket) that status and events talk to.",
+            "The control socket (control_socket) of the commands that talk to the running daemon.",
         ),
     ] {
         roff.control("TP", []);

@@ -28,6 +28,12 @@ _vast_supervisor() {
             vast_supervisor,help)
                 cmd="vast_supervisor__subcmd__help"
                 ;;
+            vast_supervisor,notify-test)
+                cmd="vast_supervisor__subcmd__notify__subcmd__test"
+                ;;
+            vast_supervisor,reload)
+                cmd="vast_supervisor__subcmd__reload"
+                ;;
             vast_supervisor,run)
                 cmd="vast_supervisor__subcmd__run"
                 ;;
@@ -49,6 +55,12 @@ _vast_supervisor() {
             vast_supervisor__subcmd__help,help)
                 cmd="vast_supervisor__subcmd__help__subcmd__help"
                 ;;
+            vast_supervisor__subcmd__help,notify-test)
+                cmd="vast_supervisor__subcmd__help__subcmd__notify__subcmd__test"
+                ;;
+            vast_supervisor__subcmd__help,reload)
+                cmd="vast_supervisor__subcmd__help__subcmd__reload"
+                ;;
             vast_supervisor__subcmd__help,run)
                 cmd="vast_supervisor__subcmd__help__subcmd__run"
                 ;;
@@ -65,7 +77,7 @@ _vast_supervisor() {
 
     case "${cmd}" in
         vast_supervisor)
-            opts="-v -q -h -V --config --socket --log-format --verbose --quiet --help --version run demo check status events simulate help"
+            opts="-v -q -h -V --config --socket --log-format --verbose --quiet --help --version run demo check status reload notify-test events simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,7 +189,7 @@ _vast_supervisor() {
             return 0
             ;;
         vast_supervisor__subcmd__help)
-            opts="run demo check status events simulate help"
+            opts="run demo check status reload notify-test events simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -246,6 +258,34 @@ _vast_supervisor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vast_supervisor__subcmd__help__subcmd__notify__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vast_supervisor__subcmd__help__subcmd__reload)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vast_supervisor__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -281,6 +321,58 @@ _vast_supervisor() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vast_supervisor__subcmd__notify__subcmd__test)
+            opts="-v -q -h --config --socket --log-format --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vast_supervisor__subcmd__reload)
+            opts="-v -q -h --config --socket --log-format --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
