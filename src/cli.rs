@@ -88,6 +88,22 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Print an instance's log, using the key of a configured account
+    Logs {
+        /// Account name, as in the configuration
+        account: String,
+        /// Instance id
+        instance: u64,
+        /// Keep fetching and print new lines until Ctrl+C
+        #[arg(long)]
+        follow: bool,
+        /// How many lines of the existing log to print
+        #[arg(long, value_name = "N", default_value_t = crate::logs_command::DEFAULT_TAIL)]
+        tail: u32,
+        /// Test only: fetch this often with --follow and scale the API client's timeouts to it
+        #[arg(long, hide = true, value_parser = parse_duration_arg)]
+        test_interval: Option<std::time::Duration>,
+    },
     /// Run the simulated Vast cloud alone (for trying configurations and your own tooling)
     Simulate {
         /// Address to listen on

@@ -10,6 +10,7 @@
 //! - [`actors`]: the actix actor tree that schedules polls, runs the core and delivers.
 //! - [`notify`]: one renderer and sender per notification service.
 //! - [`event`]: the event vocabulary shared by all of the above.
+//! - [`logs_command`]: `vast-supervisor logs`, an instance's log on the terminal.
 
 pub mod actors;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod demo;
 pub mod detect;
 pub mod event;
 pub mod logging;
+pub mod logs_command;
 pub mod notify;
 pub mod sim;
 pub mod store;

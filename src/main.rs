@@ -6,11 +6,15 @@ use clap::Parser;
 use std::process::ExitCode;
 use vast_supervisor::cli::{Cli, Command};
 use vast_supervisor::control::commands;
+use vast_supervisor::logs_command::{self, LogsOptions};
 use vast_supervisor::{config, daemon, demo, logging, sim};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet_by_default = matches!(cli.command, Command::Demo { .. } | Command::Check);
+    let quiet_by_default = matches!(
+        cli.command,
+        Command::Demo { .. } | Command::Check | Command::Logs { .. }
+    );
     logging::init(cli.log_format, cli.verbose, cli.quiet, quiet_by_default);
     let result = match cli.command {
         Command::Check => {
@@ -55,6 +59,16 @@ fn main() -> ExitCode {
         } => {
             let socket = commands::resolve_socket(cli.socket, &cli.config);
             return client_command(commands::events(&socket, follow, json, limit));
+        }
+        Command::Logs {
+            account,
+            instance,
+            follow,
+            tail,
+            test_interval,
+        } => {
+            let opts = LogsOptions::new(cli.config, account, instance, follow, tail, test_interval);
+            return ExitCode::from(logs_command::main(opts));
         }
         Command::Simulate { listen, scenario } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -19,7 +19,7 @@ use crate::event::{Event, EventKind};
 use crate::store::{Commit, StoreHandle};
 use crate::vast::{Instance, Machine, VastClient, VastError};
 use actix::prelude::*;
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Local, NaiveDateTime, Utc};
 use futures::future::join_all;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,15 @@ use std::time::Duration;
 const CREDIT_EVERY: Duration = Duration::from_secs(300);
 /// Below this poll interval (tests, demo, benchmarks) everything is checked every poll.
 const SHORT_POLL: Duration = Duration::from_secs(10);
+
+/// The local wall-clock time the daily digest is scheduled against. Injectable so tests can
+/// drive the digest to its configured time; the daemon uses [`system_local_clock`].
+pub type LocalClock = Arc<dyn Fn() -> NaiveDateTime + Send + Sync>;
+
+/// The machine's local time (`chrono::Local`).
+pub fn system_local_clock() -> LocalClock {
+    Arc::new(|| Local::now().naive_local())
+}
 
 /// How healthy the account's polling is (shown in status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +99,7 @@ pub struct AccountActor {
     last_poll: Option<DateTime<Utc>>,
     record: AccountRecord,
     last_credit_check: Option<tokio::time::Instant>,
+    local_clock: LocalClock,
     /// The latest summary of each machine and instance, for status.
     summaries: BTreeMap<u64, serde_json::Value>,
     instance_summaries: BTreeMap<u64, serde_json::Value>,
@@ -134,9 +144,16 @@ impl AccountActor {
             last_poll: None,
             record: AccountRecord::default(),
             last_credit_check: None,
+            local_clock: system_local_clock(),
             summaries: BTreeMap::new(),
             instance_summaries: BTreeMap::new(),
         })
+    }
+
+    /// Replaces the local clock the earnings digest is scheduled against (tests).
+    pub fn with_local_clock(mut self, clock: LocalClock) -> AccountActor {
+        self.local_clock = clock;
+        self
     }
 
     fn watches(&self, id: u64) -> bool {
@@ -339,9 +356,7 @@ impl AccountActor {
                     .last_credit_check
                     .is_none_or(|t| t.elapsed() >= CREDIT_EVERY));
         let digest_day = match (self.cfg.earnings_digest_at, self.cfg.watch.machines) {
-            (Some(at), true) => {
-                money::digest_due(&self.record.digest, at, Local::now().naive_local())
-            }
+            (Some(at), true) => money::digest_due(&self.record.digest, at, (self.local_clock)()),
             _ => None,
         };
         if credit_due {

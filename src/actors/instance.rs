@@ -159,6 +159,12 @@ impl Actor for InstanceActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if !self.settings.log_rules.is_empty() {
             ctx.run_interval(self.settings.log_interval, |act, ctx| {
+                // A running interval keeps an actix actor alive after its last address is gone;
+                // without this check an instance actor would outlive its account actor.
+                if !ctx.connected() {
+                    ctx.stop();
+                    return;
+                }
                 if act.rules_apply() {
                     ctx.notify(LogTick);
                 }
