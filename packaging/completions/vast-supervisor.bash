@@ -28,6 +28,9 @@ _vast_supervisor() {
             vast_supervisor,help)
                 cmd="vast_supervisor__subcmd__help"
                 ;;
+            vast_supervisor,logs)
+                cmd="vast_supervisor__subcmd__logs"
+                ;;
             vast_supervisor,notify-test)
                 cmd="vast_supervisor__subcmd__notify__subcmd__test"
                 ;;
@@ -55,6 +58,9 @@ _vast_supervisor() {
             vast_supervisor__subcmd__help,help)
                 cmd="vast_supervisor__subcmd__help__subcmd__help"
                 ;;
+            vast_supervisor__subcmd__help,logs)
+                cmd="vast_supervisor__subcmd__help__subcmd__logs"
+                ;;
             vast_supervisor__subcmd__help,notify-test)
                 cmd="vast_supervisor__subcmd__help__subcmd__notify__subcmd__test"
                 ;;
@@ -77,7 +83,7 @@ _vast_supervisor() {
 
     case "${cmd}" in
         vast_supervisor)
-            opts="-v -q -h -V --config --socket --log-format --verbose --quiet --help --version run demo check status reload notify-test events simulate help"
+            opts="-v -q -h -V --config --socket --log-format --verbose --quiet --help --version run demo check status reload notify-test events logs simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,7 +195,7 @@ _vast_supervisor() {
             return 0
             ;;
         vast_supervisor__subcmd__help)
-            opts="run demo check status reload notify-test events simulate help"
+            opts="run demo check status reload notify-test events logs simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,6 +251,20 @@ _vast_supervisor() {
             return 0
             ;;
         vast_supervisor__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vast_supervisor__subcmd__help__subcmd__logs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -321,6 +341,36 @@ _vast_supervisor() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vast_supervisor__subcmd__logs)
+            opts="-v -q -h --follow --tail --config --socket --log-format --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -39,6 +39,7 @@ complete -c vast-supervisor -n "__fish_vast_supervisor_needs_command" -f -a "sta
 complete -c vast-supervisor -n "__fish_vast_supervisor_needs_command" -f -a "reload" -d 'Ask the running daemon to reload its configuration (same as SIGHUP); exit 2 when a file was rejected'
 complete -c vast-supervisor -n "__fish_vast_supervisor_needs_command" -f -a "notify-test" -d 'Send a test message through one target of the running daemon and print the answer'
 complete -c vast-supervisor -n "__fish_vast_supervisor_needs_command" -f -a "events" -d 'Show recent events from the running daemon'
+complete -c vast-supervisor -n "__fish_vast_supervisor_needs_command" -f -a "logs" -d 'Print an instance\'s log, using the key of a configured account'
 complete -c vast-supervisor -n "__fish_vast_supervisor_needs_command" -f -a "simulate" -d 'Run the simulated Vast cloud alone (for trying configurations and your own tooling)'
 complete -c vast-supervisor -n "__fish_vast_supervisor_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand run" -l config -d 'Configuration directory holding vast-supervisor.toml and conf.d/*.toml' -r -F
@@ -95,6 +96,15 @@ complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand events" 
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand events" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand events" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand events" -s h -l help -d 'Print help'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand logs" -l tail -d 'How many lines of the existing log to print' -r
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand logs" -l config -d 'Configuration directory holding vast-supervisor.toml and conf.d/*.toml' -r -F
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand logs" -l socket -d 'Control socket of the running daemon (default: control_socket of the configuration, else /run/vast-supervisor/control.sock)' -r -F
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand logs" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand logs" -l follow -d 'Keep fetching and print new lines until Ctrl+C'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand logs" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand logs" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand logs" -s h -l help -d 'Print help'
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand simulate" -l listen -d 'Address to listen on' -r
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand simulate" -l scenario -d 'Scenario file (TOML); default: the demo scenario' -r -F
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand simulate" -l config -d 'Configuration directory holding vast-supervisor.toml and conf.d/*.toml' -r -F
@@ -104,12 +114,13 @@ json\t''"
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand simulate" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand simulate" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
 complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand simulate" -s h -l help -d 'Print help'
-complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events simulate help" -f -a "run" -d 'Run the daemon in the foreground (systemd Type=notify)'
-complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events simulate help" -f -a "demo" -d 'Run the real supervisor against a simulated Vast cloud and print its notifications'
-complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events simulate help" -f -a "check" -d 'Validate every configuration file; print file:line:col: message per problem'
-complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events simulate help" -f -a "status" -d 'Ask the running daemon for its status'
-complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events simulate help" -f -a "reload" -d 'Ask the running daemon to reload its configuration (same as SIGHUP); exit 2 when a file was rejected'
-complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events simulate help" -f -a "notify-test" -d 'Send a test message through one target of the running daemon and print the answer'
-complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events simulate help" -f -a "events" -d 'Show recent events from the running daemon'
-complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events simulate help" -f -a "simulate" -d 'Run the simulated Vast cloud alone (for trying configurations and your own tooling)'
-complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events simulate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "run" -d 'Run the daemon in the foreground (systemd Type=notify)'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "demo" -d 'Run the real supervisor against a simulated Vast cloud and print its notifications'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "check" -d 'Validate every configuration file; print file:line:col: message per problem'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "status" -d 'Ask the running daemon for its status'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "reload" -d 'Ask the running daemon to reload its configuration (same as SIGHUP); exit 2 when a file was rejected'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "notify-test" -d 'Send a test message through one target of the running daemon and print the answer'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "events" -d 'Show recent events from the running daemon'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "logs" -d 'Print an instance\'s log, using the key of a configured account'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "simulate" -d 'Run the simulated Vast cloud alone (for trying configurations and your own tooling)'
+complete -c vast-supervisor -n "__fish_vast_supervisor_using_subcommand help; and not __fish_seen_subcommand_from run demo check status reload notify-test events logs simulate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
