@@ -77,6 +77,8 @@ pub struct FirstPollDone {
     pub ok: bool,
     pub machines: Vec<serde_json::Value>,
     pub instances: Vec<serde_json::Value>,
+    /// Subjects whose stored state was unreadable and was set aside ("machine 12345").
+    pub quarantined: Vec<String>,
 }
 
 pub struct AccountActor {
@@ -103,6 +105,7 @@ pub struct AccountActor {
     /// The latest summary of each machine and instance, for status.
     summaries: BTreeMap<u64, serde_json::Value>,
     instance_summaries: BTreeMap<u64, serde_json::Value>,
+    quarantined: Vec<String>,
 }
 
 impl AccountActor {
@@ -147,6 +150,7 @@ impl AccountActor {
             local_clock: system_local_clock(),
             summaries: BTreeMap::new(),
             instance_summaries: BTreeMap::new(),
+            quarantined: Vec::new(),
         })
     }
 
@@ -510,6 +514,7 @@ impl AccountActor {
                 ok,
                 machines: self.summaries.values().cloned().collect(),
                 instances: self.instance_summaries.values().cloned().collect(),
+                quarantined: self.quarantined.clone(),
             });
         }
     }
@@ -559,6 +564,7 @@ impl Actor for AccountActor {
                     for q in bad_m.iter().chain(&bad_i).chain(&bad_a) {
                         tracing::error!(account = %act.cfg.name, kind = %q.kind, id = %q.id, error = %q.error,
                             "unreadable state quarantined; the subject is adopted afresh");
+                        act.quarantined.push(format!("{} {}", q.kind, q.id));
                     }
                 }
                 Err(e) => tracing::error!(account = %act.cfg.name, error = %e, "could not load stored state"),
@@ -686,6 +692,8 @@ pub struct AccountStatus {
     pub machines: Vec<serde_json::Value>,
     pub instances: Vec<serde_json::Value>,
     pub api_requests: BTreeMap<&'static str, u64>,
+    /// Subjects whose stored state was unreadable at start-up and was set aside.
+    pub quarantined: Vec<String>,
 }
 
 #[derive(Message)]
@@ -711,6 +719,7 @@ impl Handler<GetAccountStatus> for AccountActor {
                 .into_iter()
                 .map(|(e, n)| (e.label(), n))
                 .collect(),
+            quarantined: self.quarantined.clone(),
         })
     }
 }

@@ -256,8 +256,16 @@ impl Supervisor {
             } else {
                 format!("{}: first poll failed", done.account)
             });
+            if !done.quarantined.is_empty() {
+                lines.push(format!(
+                    "{}: unreadable stored state set aside for {} (adopted afresh)",
+                    done.account,
+                    done.quarantined.join(", ")
+                ));
+            }
             accounts.push(json!({
                 "account": done.account, "ok": done.ok, "machines": done.machines, "instances": done.instances,
+                "quarantined": done.quarantined,
             }));
         }
         for pending in &self.awaiting_first_poll {
