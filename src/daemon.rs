@@ -1,17 +1,19 @@
 //! `vast-supervisor run`: wires configuration, state, the actor tree and signals together.
-//! Owns process-level concerns only (state directory, signal handling, exit); everything that
-//! watches or delivers lives in `actors`.
+//! Owns process-level concerns only (state directory, signal handling, systemd notifications,
+//! the metrics listener, exit); everything that watches or delivers lives in `actors`.
 
 use crate::actors::supervisor::Shutdown;
 use crate::actors::{Supervisor, SupervisorOptions};
 use crate::config::{self, AccountConfig, LoadedConfig, TargetConfig};
 use crate::control::{self, ControlContext, StatusSnapshot};
 use crate::store::StoreHandle;
+use crate::systemd;
 use crate::vast::ClientOptions;
 use actix::prelude::*;
 use anyhow::Context as _;
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ pub struct Prepared {
     pub targets: Vec<TargetConfig>,
     pub state_dir: PathBuf,
     pub control_socket: PathBuf,
+    /// Where to serve `/metrics` and `/health`, if anywhere.
+    pub http_listen: Option<SocketAddr>,
     /// One entry per file read, for status: {"path", "ok", "error"}.
     pub config_files: Vec<serde_json::Value>,
 }
@@ -74,6 +78,7 @@ pub fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
         targets,
         state_dir: loaded.globals.state_dir.clone(),
         control_socket: loaded.globals.control_socket.clone(),
+        http_listen: loaded.globals.http_listen,
         config_files,
     })
 }
@@ -97,6 +102,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         let prepared = prepare(&opts)?;
         let store = open_store(&prepared.state_dir)?;
         let (status_tx, status_rx) = tokio::sync::watch::channel(StatusSnapshot::default());
+        let status_rx_for_systemd = status_rx.clone();
         let control = control::serve(
             &prepared.control_socket,
             ControlContext {
@@ -119,8 +125,21 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             ..SupervisorOptions::default()
         };
         let supervisor = Supervisor::new(prepared.accounts, prepared.targets, store, sup_opts)
-            .with_status(status_tx, prepared.config_files)
-            .start();
+            .with_status(status_tx, prepared.config_files);
+        let metrics_server = match prepared.http_listen {
+            Some(addr) => {
+                let server = crate::metrics::serve(addr, supervisor.metrics())
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+                tracing::info!(addr = %server.local_addr(), "serving /metrics and /health");
+                Some(server)
+            }
+            None => None,
+        };
+        let supervisor = supervisor.start();
+        let announce = actix::spawn(systemd::announce(status_rx_for_systemd));
+        let watchdog =
+            systemd::watchdog_interval().map(|every| actix::spawn(systemd::watchdog(every)));
         while let Some(signal) = signals.next().await {
             match signal {
                 SIGHUP => tracing::warn!(
@@ -129,12 +148,18 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 _ => break,
             }
         }
+        announce.abort();
+        systemd::notify_stopping();
         tracing::info!("stopping: draining notifications");
         supervisor
             .send(Shutdown)
             .await
             .context("supervisor stopped unexpectedly")?;
         control.abort();
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        drop(metrics_server);
         let _ = std::fs::remove_file(&prepared.control_socket);
         Ok::<(), anyhow::Error>(())
     })

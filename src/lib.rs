@@ -10,6 +10,7 @@
 //! - [`actors`]: the actix actor tree that schedules polls, runs the core and delivers.
 //! - [`notify`]: one renderer and sender per notification service.
 //! - [`event`]: the event vocabulary shared by all of the above.
+//! - [`metrics`], [`systemd`]: operations (Prometheus metrics and health, sd_notify).
 
 pub mod actors;
 pub mod cli;
@@ -20,8 +21,10 @@ pub mod demo;
 pub mod detect;
 pub mod event;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod sim;
 pub mod store;
+pub mod systemd;
 pub mod util;
 pub mod vast;

@@ -19,6 +19,7 @@ pub mod account;
 pub mod instance;
 pub mod machine;
 pub mod notifier;
+pub mod supervision;
 pub mod supervisor;
 
 pub use supervisor::{Supervisor, SupervisorOptions};

@@ -1,19 +1,23 @@
 //! The root of the actor tree: starts one account actor per configured account and one notifier
 //! actor per target, emits the supervisor events (start, startup summary, stop) and drains the
-//! notifiers on shutdown.
+//! notifiers on shutdown. Creates the process's metrics registry from the configuration and
+//! hands each actor its counters.
 
-use super::account::{AccountActor, FirstPollDone, GetAccountStatus, StopAccount};
+use super::account::{AccountActor, AccountOps, FirstPollDone, GetAccountStatus, StopAccount};
 use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
+use super::supervision::{FaultInjection, RestartPolicy};
 use super::{queue_events, supervisor_event};
 use crate::config::{AccountConfig, TargetConfig};
 use crate::control::StatusSnapshot;
 use crate::event::EventKind;
+use crate::metrics::{self, Metrics};
 use crate::store::StoreHandle;
 use crate::vast::{ClientOptions, VastClient};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -29,6 +33,11 @@ pub struct SupervisorOptions {
     /// How long shutdown waits for notifiers to deliver what is queued.
     pub flush_timeout: Duration,
     pub delivery: DeliveryTuning,
+    /// When failing machine and notifier actors count as degraded and how they back off.
+    pub restart_policy: RestartPolicy,
+    /// Tests only: faults injected into machine actors.
+    #[doc(hidden)]
+    pub fault_injection: Option<FaultInjection>,
 }
 
 impl Default for SupervisorOptions {
@@ -37,6 +46,8 @@ impl Default for SupervisorOptions {
             client: ClientOptions::default(),
             flush_timeout: Duration::from_secs(5),
             delivery: DeliveryTuning::default(),
+            restart_policy: RestartPolicy::default(),
+            fault_injection: None,
         }
     }
 }
@@ -55,6 +66,9 @@ pub struct Supervisor {
     started_at: DateTime<Utc>,
     status_tx: Option<watch::Sender<StatusSnapshot>>,
     config_files: Vec<serde_json::Value>,
+    metrics: Arc<Metrics>,
+    /// Events after this outbox position are counted in the metrics.
+    metrics_from_seq: i64,
 }
 
 impl Supervisor {
@@ -65,6 +79,11 @@ impl Supervisor {
         opts: SupervisorOptions,
     ) -> Supervisor {
         let http = crate::vast::shared_http_client(&opts.client);
+        let metrics = Arc::new(Metrics::new(
+            accounts.iter().map(|a| a.name.as_str()),
+            targets.iter().map(|t| t.name.as_str()),
+        ));
+        let metrics_from_seq = *store.subscribe().borrow();
         Supervisor {
             accounts_cfg: accounts,
             targets_cfg: targets,
@@ -79,7 +98,14 @@ impl Supervisor {
             started_at: Utc::now(),
             status_tx: None,
             config_files: Vec::new(),
+            metrics,
+            metrics_from_seq,
         }
+    }
+
+    /// The metrics registry (for the HTTP listener, and for a reload to record its outcome).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Publishes a status snapshot into `tx` every second; `config_files` describes the files read.
@@ -144,8 +170,16 @@ impl Supervisor {
             self.opts.client.clone(),
         );
         let name = cfg.name.clone();
+        let account_metrics = self.metrics.account(&name);
+        account_metrics.attach_client(&client);
+        let ops = AccountOps {
+            metrics: account_metrics,
+            restart_policy: self.opts.restart_policy,
+            faults: self.opts.fault_injection.clone(),
+        };
         match AccountActor::new(cfg, client, self.store.clone(), Some(me)) {
             Ok(actor) => {
+                let actor = actor.with_ops(ops);
                 self.awaiting_first_poll.insert(name.clone());
                 self.accounts.insert(name, actor.start());
             }
@@ -162,7 +196,8 @@ impl Supervisor {
             self.store.clone(),
             self.http.clone(),
             self.opts.delivery,
-        );
+        )
+        .with_ops(self.metrics.target(&name), self.opts.restart_policy);
         let status = actor.status();
         self.notifiers.insert(name, (actor.start(), status));
     }
@@ -238,12 +273,21 @@ impl Actor for Supervisor {
         ctx.wait(
             async move {
                 for name in target_names {
-                    if let Err(e) = store.run(move |s| s.cursor_or_init(&name)).await {
-                        tracing::error!(error = %e, "cannot read a target's delivery position");
+                    let n = name.clone();
+                    if let Err(e) = store.run(move |s| s.cursor_or_init(&n)).await {
+                        tracing::error!(target = %name, error = %e, "cannot read a target's delivery position");
                     }
                 }
                 queue_events(&store, "", vec![start]).await
             }
+            .into_actor(self),
+        );
+        ctx.spawn(
+            metrics::count_events(
+                self.metrics.clone(),
+                self.store.clone(),
+                self.metrics_from_seq,
+            )
             .into_actor(self),
         );
         for t in std::mem::take(&mut self.targets_cfg) {

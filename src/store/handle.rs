@@ -94,11 +94,7 @@ fn writer_loop(store: &mut Store, rx: mpsc::Receiver<Request>, latest: watch::Se
     }
 }
 
-fn flush(
-    store: &mut Store,
-    group: &mut Pending,
-    latest: &watch::Sender<i64>,
-) {
+fn flush(store: &mut Store, group: &mut Pending, latest: &watch::Sender<i64>) {
     if group.is_empty() {
         return;
     }
