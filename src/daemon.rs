@@ -1,12 +1,14 @@
 //! `vast-supervisor run`: wires configuration, state, the actor tree, the control socket and
-//! signals together. Owns process-level concerns only (state directory, signal handling, exit);
-//! everything that watches or delivers lives in `actors`.
+//! signals together. Owns process-level concerns only (state directory, signal handling, systemd
+//! notifications, the metrics listener, exit); everything that watches or delivers lives in
+//! `actors`.
 
 use crate::actors::supervisor::{AccountOverrides, Reload, Shutdown};
 use crate::actors::{Supervisor, SupervisorOptions};
 use crate::config::{self, LoadedConfig};
 use crate::control::{self, ControlContext, StatusSnapshot};
 use crate::store::StoreHandle;
+use crate::systemd;
 use crate::vast::ClientOptions;
 use actix::prelude::*;
 use anyhow::Context as _;
@@ -67,7 +69,21 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             ..SupervisorOptions::default()
         };
         let (status_tx, status_rx) = tokio::sync::watch::channel(StatusSnapshot::default());
-        let supervisor = Supervisor::from_config(&loaded, store.clone(), sup_opts).with_status(status_tx).start();
+        let supervisor = Supervisor::from_config(&loaded, store.clone(), sup_opts).with_status(status_tx);
+        let metrics_server = match globals.http_listen {
+            Some(addr) => {
+                let server = crate::metrics::serve(addr, supervisor.metrics())
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+                tracing::info!(addr = %server.local_addr(), "serving /metrics and /health");
+                Some(server)
+            }
+            None => None,
+        };
+        let supervisor = supervisor.start();
+        // READY=1 goes out with the first status snapshot, once every account has loaded its state.
+        let announce = actix::spawn(systemd::announce(status_rx.clone()));
+        let watchdog = systemd::watchdog_interval().map(|every| actix::spawn(systemd::watchdog(every)));
         let control = control::serve(
             &globals.control_socket,
             ControlContext { status: status_rx, store, supervisor: Some(supervisor.clone()) },
@@ -84,9 +100,15 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 Err(e) => tracing::error!(error = %e, "SIGHUP: supervisor unreachable"),
             }
         }
+        announce.abort();
+        systemd::notify_stopping();
         tracing::info!("stopping: draining notifications");
         supervisor.send(Shutdown).await.context("supervisor stopped unexpectedly")?;
         control.abort();
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        drop(metrics_server);
         let _ = std::fs::remove_file(&globals.control_socket);
         Ok::<(), anyhow::Error>(())
     })

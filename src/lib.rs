@@ -11,6 +11,7 @@
 //! - [`notify`]: one renderer and sender per notification service.
 //! - [`event`]: the event vocabulary shared by all of the above.
 //! - [`logs_command`]: `vast-supervisor logs`, an instance's log on the terminal.
+//! - [`metrics`], [`systemd`]: operations (Prometheus metrics and health, sd_notify).
 
 pub mod actors;
 pub mod cli;
@@ -22,8 +23,10 @@ pub mod detect;
 pub mod event;
 pub mod logging;
 pub mod logs_command;
+pub mod metrics;
 pub mod notify;
 pub mod sim;
 pub mod store;
+pub mod systemd;
 pub mod util;
 pub mod vast;

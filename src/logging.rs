@@ -10,13 +10,19 @@ pub fn stderr_is_journal() -> bool {
     let Ok(value) = std::env::var("JOURNAL_STREAM") else {
         return false;
     };
-    let Some((dev, ino)) = value.split_once(':') else {
-        return false;
-    };
     let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
         return false;
     };
-    dev.parse::<u64>().ok() == Some(meta.dev()) && ino.parse::<u64>().ok() == Some(meta.ino())
+    journal_stream_names(&value, meta.dev(), meta.ino())
+}
+
+/// Whether a `JOURNAL_STREAM` value (`"<device>:<inode>"`, decimal) names the file with this
+/// device and inode numbers.
+fn journal_stream_names(value: &str, dev: u64, ino: u64) -> bool {
+    let Some((d, i)) = value.split_once(':') else {
+        return false;
+    };
+    d.parse::<u64>().ok() == Some(dev) && i.parse::<u64>().ok() == Some(ino)
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the level chosen by -v/-q.
@@ -41,4 +47,39 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8, quiet_by_default: bool) {
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::journal_stream_names;
+
+    #[test]
+    fn journal_stream_must_name_exactly_our_stderr() {
+        assert!(journal_stream_names("8:12345", 8, 12345));
+        assert!(journal_stream_names("0:1", 0, 1));
+        assert!(!journal_stream_names("8:12345", 8, 12346), "another inode");
+        assert!(!journal_stream_names("9:12345", 8, 12345), "another device");
+        for bad in [
+            "",
+            "8",
+            "8:",
+            ":12345",
+            "8:12345:1",
+            " 8:12345",
+            "8:0x3039",
+            "-8:12345",
+        ] {
+            assert!(!journal_stream_names(bad, 8, 12345), "{bad:?} is rejected");
+        }
+    }
+
+    #[test]
+    fn a_real_file_is_recognised_by_its_device_and_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let meta = file.as_file().metadata().unwrap();
+        let value = format!("{}:{}", meta.dev(), meta.ino());
+        assert!(journal_stream_names(&value, meta.dev(), meta.ino()));
+        assert!(!journal_stream_names(&value, meta.dev(), meta.ino() + 1));
+    }
 }

@@ -4,11 +4,17 @@
 //! so they never overlap. Owns the account's health (`account_stale` after `stale_after_polls`
 //! failed polls in a row, `account_restored`, `account_auth_failed` with a slow probe) and its
 //! money watch (`credit_low`, the daily `earnings_digest`), whose small state it persists.
+//! Its metrics and the supervision of its machine actors live in the child module `ops`.
+
+mod ops;
+
+pub use ops::AccountOps;
 
 use super::instance::{
     InstanceActor, InstanceMissing, InstanceRecord, InstanceSettings, ObserveInstance,
 };
 use super::machine::{MachineActor, Missing, Observe, ObserveReport};
+use super::supervision::RestartLog;
 use super::{account_event, queue_events};
 use crate::config::AccountConfig;
 use crate::detect::instance::{InstanceAdoption, InstanceRules};
@@ -21,6 +27,7 @@ use crate::vast::{Instance, Machine, VastClient, VastError};
 use actix::prelude::*;
 use chrono::{DateTime, Local, NaiveDateTime, Utc};
 use futures::future::join_all;
+use ops::MachineOutcome;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -106,6 +113,9 @@ pub struct AccountActor {
     summaries: BTreeMap<u64, serde_json::Value>,
     instance_summaries: BTreeMap<u64, serde_json::Value>,
     quarantined: Vec<String>,
+    /// Metrics and supervision hooks (see `ops`).
+    ops: AccountOps,
+    restart_logs: BTreeMap<u64, RestartLog>,
 }
 
 impl AccountActor {
@@ -151,6 +161,8 @@ impl AccountActor {
             summaries: BTreeMap::new(),
             instance_summaries: BTreeMap::new(),
             quarantined: Vec::new(),
+            ops: AccountOps::default(),
+            restart_logs: BTreeMap::new(),
         })
     }
 
@@ -175,6 +187,7 @@ impl AccountActor {
             self.rules.clone(),
             self.store.clone(),
         )
+        .with_fault_injection(self.ops.faults.clone())
         .start();
         self.machines.insert(id, addr.clone());
         addr
@@ -220,6 +233,7 @@ impl AccountActor {
         };
         let mut seen = BTreeSet::new();
         let mut observes = Vec::new();
+        let clock = tokio::time::Instant::now();
         for row in rows {
             let Some(id) = row.key() else {
                 tracing::warn!(account = %self.cfg.name, "machine row without an id ignored");
@@ -229,27 +243,46 @@ impl AccountActor {
                 continue;
             }
             self.gone_machines.remove(&id);
+            if self.observation_paused(id, clock) {
+                continue;
+            }
             let addr = match self.machines.get(&id) {
                 Some(a) => a.clone(),
                 None => self.spawn_machine(id, None),
             };
-            observes.push(addr.send(Observe { row, now, adoption }));
+            observes.push((id, addr.send(Observe { row, now, adoption })));
         }
         let missing: Vec<(u64, Addr<MachineActor>)> = self
             .machines
             .iter()
-            .filter(|(id, _)| !seen.contains(id) && !self.gone_machines.contains(id))
+            .filter(|(id, _)| {
+                !seen.contains(id)
+                    && !self.gone_machines.contains(id)
+                    && !self.observation_paused(**id, clock)
+            })
             .map(|(id, a)| (*id, a.clone()))
             .collect();
         let client = self.client.clone();
         let account = self.cfg.name.clone();
+        let store = self.store.clone();
         async move {
             let mut reports: Vec<ObserveReport> = Vec::new();
-            for r in join_all(observes).await {
+            let mut outcomes: Vec<(u64, MachineOutcome)> = Vec::new();
+            let (ids, futs): (Vec<u64>, Vec<_>) = observes.into_iter().unzip();
+            for (id, r) in ids.into_iter().zip(join_all(futs).await) {
                 match r {
-                    Ok(Ok(report)) => reports.push(report),
-                    Ok(Err(e)) => tracing::error!(account = %account, error = %e, "observation failed"),
-                    Err(e) => tracing::error!(account = %account, error = %e, "machine actor unreachable"),
+                    Ok(Ok(report)) => {
+                        outcomes.push((id, MachineOutcome::Done));
+                        reports.push(report)
+                    }
+                    Ok(Err(e)) => {
+                        outcomes.push((id, MachineOutcome::of_error(&e)));
+                        tracing::error!(account = %account, machine = id, error = %e, "observation failed")
+                    }
+                    Err(e) => {
+                        outcomes.push((id, MachineOutcome::of_mailbox(&e)));
+                        tracing::error!(account = %account, machine = id, error = %e, "machine actor unreachable")
+                    }
                 }
             }
             let mut gone = Vec::new();
@@ -260,25 +293,42 @@ impl AccountActor {
                             gone.push(id);
                         }
                         match addr.send(Missing { lookup, now }).await {
-                            Ok(Ok(report)) => reports.push(report),
-                            Ok(Err(e)) => tracing::error!(account = %account, machine = id, error = %e, "missing-machine check failed"),
-                            Err(e) => tracing::error!(account = %account, machine = id, error = %e, "machine actor unreachable"),
+                            Ok(Ok(report)) => {
+                                outcomes.push((id, MachineOutcome::Done));
+                                reports.push(report)
+                            }
+                            Ok(Err(e)) => {
+                                outcomes.push((id, MachineOutcome::of_error(&e)));
+                                tracing::error!(account = %account, machine = id, error = %e, "missing-machine check failed")
+                            }
+                            Err(e) => {
+                                outcomes.push((id, MachineOutcome::of_mailbox(&e)));
+                                tracing::error!(account = %account, machine = id, error = %e, "machine actor unreachable")
+                            }
                         }
                     }
                     // A failed lookup proves nothing: try again next poll.
                     Err(e) => tracing::warn!(account = %account, machine = id, error = %e, "lookup of a missing machine failed"),
                 }
             }
-            (reports, gone)
+            // Dead actors are replaced before this poll ends, so the next one finds them.
+            let dead = outcomes
+                .iter()
+                .filter(|(_, o)| *o == MachineOutcome::Died)
+                .map(|(id, _)| *id)
+                .collect();
+            let restored = ops::load_machine_states(&store, &account, dead).await;
+            (reports, gone, outcomes, restored)
         }
         .into_actor(self)
-        .map(|(reports, gone), act, _ctx| {
+        .map(move |(reports, gone, outcomes, restored), act, ctx| {
             act.gone_machines.extend(gone);
             for r in reports {
                 if !r.summary.is_null() {
                     act.summaries.insert(r.machine_id, r.summary);
                 }
             }
+            act.supervise_machines(outcomes, restored, now, ctx);
         })
     }
 
@@ -603,6 +653,11 @@ impl Handler<PollTick> for AccountActor {
             };
             (machines, instances, Utc::now())
         };
+        // Lines the API client logs while fetching carry the account.
+        let fetch = tracing::Instrument::instrument(
+            fetch,
+            tracing::debug_span!("poll", account = %self.cfg.name),
+        );
         let poll = fetch
             .into_actor(self)
             .then(|(machines, instances, now): Fetched, act, _ctx| {
@@ -618,6 +673,7 @@ impl Handler<PollTick> for AccountActor {
                     Some(e) => act.on_failure(e, now),
                     None => act.on_success(now),
                 };
+                act.record_poll(error.as_ref());
                 let store = act.store.clone();
                 let name = act.cfg.name.clone();
                 let observe_m = machines
@@ -694,6 +750,11 @@ pub struct AccountStatus {
     pub api_requests: BTreeMap<&'static str, u64>,
     /// Subjects whose stored state was unreadable at start-up and was set aside.
     pub quarantined: Vec<String>,
+    /// Machine actor restarts since start-up, in total and per machine that had any.
+    pub restarts: u64,
+    pub restarts_by_machine: BTreeMap<u64, u64>,
+    /// Machines whose actor failed too often and is backing off.
+    pub degraded_machines: Vec<u64>,
 }
 
 #[derive(Message)]
@@ -704,9 +765,10 @@ impl Handler<GetAccountStatus> for AccountActor {
     type Result = MessageResult<GetAccountStatus>;
 
     fn handle(&mut self, _msg: GetAccountStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        let (restarts_by_machine, degraded_machines) = self.restart_report();
         MessageResult(AccountStatus {
             name: self.cfg.name.clone(),
-            state: self.health.as_str(),
+            state: self.status_state(),
             successful_polls: self.successful_polls,
             consecutive_failures: self.consecutive_failures,
             last_error: self.last_error.clone(),
@@ -720,6 +782,9 @@ impl Handler<GetAccountStatus> for AccountActor {
                 .map(|(e, n)| (e.label(), n))
                 .collect(),
             quarantined: self.quarantined.clone(),
+            restarts: restarts_by_machine.values().sum(),
+            restarts_by_machine,
+            degraded_machines,
         })
     }
 }

@@ -1,8 +1,11 @@
 //! One actor per watched machine: holds its detection state, runs the pure core on each row the
 //! account actor hands it, and persists the new state together with its events before adopting it.
 //! A panic inside the core is caught here, counted, and the previous state kept, so one bad row
-//! cannot take the machine (or its account) down.
+//! cannot take the machine (or its account) down. The account actor supervises it: it counts such
+//! failures as restarts and replaces the actor from the stored state if it dies
+//! (`account::ops`).
 
+use super::supervision::{FaultInjection, InjectedFault};
 use crate::detect::{self, Adoption, MachineRules, MachineState, Observation};
 use crate::store::{Commit, StoreHandle};
 use crate::vast::Machine;
@@ -18,6 +21,8 @@ pub struct MachineActor {
     rules: Arc<MachineRules>,
     store: StoreHandle,
     panics: u32,
+    /// Tests only: faults armed for this machine.
+    faults: Option<FaultInjection>,
 }
 
 impl MachineActor {
@@ -35,6 +40,29 @@ impl MachineActor {
             rules,
             store,
             panics: 0,
+            faults: None,
+        }
+    }
+
+    /// Tests only: lets `faults` make this actor panic (see [`FaultInjection`]).
+    #[doc(hidden)]
+    pub fn with_fault_injection(mut self, faults: Option<FaultInjection>) -> MachineActor {
+        self.faults = faults;
+        self
+    }
+
+    /// The injected fault for this observation. `KillActor` panics right here, outside the
+    /// core's `catch_unwind`, so the actor dies as it would from a bug in the handler.
+    fn injected_fault(&self) -> bool {
+        let Some(faults) = &self.faults else {
+            return false;
+        };
+        match faults.take(&self.account, self.machine_id) {
+            Some(InjectedFault::KillActor) => {
+                panic!("injected fault: machine actor {} killed", self.machine_id)
+            }
+            Some(InjectedFault::PanicInDetection) => true,
+            None => false,
         }
     }
 }
@@ -156,7 +184,11 @@ impl Handler<Observe> for MachineActor {
     fn handle(&mut self, msg: Observe, _ctx: &mut Context<Self>) -> Self::Result {
         let account = self.account.clone();
         let rules = self.rules.clone();
+        let inject_panic = self.injected_fault();
         AtomicResponse::new(self.run_step(move |prev| {
+            if inject_panic {
+                panic!("injected fault: detection panicked");
+            }
             let obs = Observation {
                 account: &account,
                 now: msg.now,
@@ -187,7 +219,11 @@ impl Handler<Missing> for MachineActor {
         };
         let account = self.account.clone();
         let rules = self.rules.clone();
+        let inject_panic = self.injected_fault();
         AtomicResponse::new(self.run_step(move |_prev| {
+            if inject_panic {
+                panic!("injected fault: detection panicked");
+            }
             let obs = Observation {
                 account: &account,
                 now: msg.now,

@@ -20,6 +20,7 @@ pub mod instance;
 pub mod machine;
 pub mod notifier;
 pub mod reload;
+pub mod supervision;
 pub mod supervisor;
 
 pub use supervisor::{Supervisor, SupervisorOptions};

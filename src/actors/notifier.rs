@@ -4,11 +4,15 @@
 //! with jittered exponential backoff until an event is older than `max_age`, and disables the
 //! target on a permanent failure. The cursor advances only after the service accepted the message,
 //! so a crash re-sends (with the same event id) instead of losing. A panic in the loop is caught
-//! and the loop restarts from the stored cursor.
+//! and the loop restarts from the stored cursor; more than the restart policy allows within its
+//! window marks the target degraded (one `target_failing`) and the loop backs off with growing
+//! pauses. Every send, failed attempt (by reason), drop and restart is counted in the metrics.
 
+use super::supervision::{RestartLog, RestartPolicy, Verdict};
 use super::{queue_events, supervisor_event};
 use crate::config::TargetConfig;
 use crate::event::{Event, EventKind};
+use crate::metrics::TargetMetrics;
 use crate::notify::{default_bucket, Notifier, SendError};
 use crate::store::{QueuedEvent, StoreHandle};
 use actix::prelude::*;
@@ -20,6 +24,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// How many outbox rows one read takes.
 const READ_BATCH: usize = 256;
@@ -49,7 +54,7 @@ impl Default for DeliveryTuning {
 pub struct TargetStatus {
     pub name: String,
     pub service: String,
-    /// "ok", "retrying" or "disabled".
+    /// "ok", "retrying", "disabled" or "degraded" (the delivery loop keeps panicking).
     pub state: String,
     pub cursor: i64,
     pub sent: u64,
@@ -68,6 +73,8 @@ pub struct NotifierActor {
     http: reqwest::Client,
     status: SharedTargetStatus,
     tuning: DeliveryTuning,
+    metrics: Arc<TargetMetrics>,
+    restart_policy: RestartPolicy,
 }
 
 impl NotifierActor {
@@ -89,7 +96,16 @@ impl NotifierActor {
             http,
             status,
             tuning,
+            metrics: Arc::default(),
+            restart_policy: RestartPolicy::default(),
         }
+    }
+
+    /// The target's metrics and the restart policy of its delivery loop, from the supervisor.
+    pub fn with_ops(mut self, metrics: Arc<TargetMetrics>, policy: RestartPolicy) -> NotifierActor {
+        self.metrics = metrics;
+        self.restart_policy = policy;
+        self
     }
 
     pub fn status(&self) -> SharedTargetStatus {
@@ -106,20 +122,50 @@ impl Actor for NotifierActor {
         let http = self.http.clone();
         let status = self.status.clone();
         let tuning = self.tuning;
+        let metrics = self.metrics.clone();
+        let policy = self.restart_policy;
         ctx.spawn(
             async move {
+                let mut restart_log = RestartLog::default();
+                let mut sent_at_restart = 0;
                 loop {
-                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone(), tuning));
+                    // Every line logged while delivering (the services' too) names the target.
+                    let span = tracing::info_span!("notify", target = %target.name);
+                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone(), tuning, metrics.clone()).instrument(span));
                     match run.catch_unwind().await {
                         Ok(Exit::Disabled) | Ok(Exit::StoreClosed) => return,
                         Err(_) => {
-                            let restarts = {
+                            metrics.record_restart();
+                            let (restarts, sent) = {
                                 let mut s = lock(&status);
                                 s.restarts += 1;
-                                s.restarts
+                                (s.restarts, s.sent)
                             };
-                            tracing::error!(target = %target.name, restarts, "delivery loop panicked; restarting from the stored cursor");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            // Delivering something since the last restart ends a degraded period.
+                            if sent > sent_at_restart {
+                                restart_log.record_success();
+                            }
+                            sent_at_restart = sent;
+                            match restart_log.record_failure(Instant::now(), &policy) {
+                                Verdict::Restart => {
+                                    tracing::error!(target = %target.name, restarts, "delivery loop panicked; restarting from the stored cursor");
+                                    tokio::time::sleep(Duration::from_millis(200)).await;
+                                }
+                                Verdict::Degraded { newly, pause } => {
+                                    lock(&status).state = "degraded".into();
+                                    tracing::error!(target = %target.name, restarts, pause_seconds = pause.as_secs_f64(),
+                                        "delivery loop keeps panicking; degraded, backing off");
+                                    if newly {
+                                        let why = format!(
+                                            "its delivery loop failed more than {} times within {}s; retrying with growing pauses",
+                                            policy.max_restarts,
+                                            policy.window.as_secs()
+                                        );
+                                        raise_failing(&target, &store, &why, false).await;
+                                    }
+                                    tokio::time::sleep(pause).await;
+                                }
+                            }
                         }
                     }
                 }
@@ -181,11 +227,13 @@ async fn deliver(
     http: reqwest::Client,
     status: SharedTargetStatus,
     tuning: DeliveryTuning,
+    metrics: Arc<TargetMetrics>,
 ) -> Exit {
     let name = target.name.clone();
     let mut notifier = match Notifier::new(&target, http) {
         Ok(n) => n,
         Err(e) => {
+            metrics.record_failure("config");
             disable(&target, &store, &status, &e).await;
             return Exit::Disabled;
         }
@@ -198,6 +246,7 @@ async fn deliver(
         Err(_) => return Exit::StoreClosed,
     };
     lock(&status).cursor = cursor;
+    metrics.set_cursor(cursor);
     let mut failing_since: Option<Instant> = None;
     let mut failing_reported = false;
     loop {
@@ -216,7 +265,7 @@ async fn deliver(
             continue;
         };
         let Some(first) = batch.iter().position(|q| wanted(&target, &q.event)) else {
-            cursor = advance(&store, &status, &name, last_seq).await;
+            cursor = advance(&store, &status, &metrics, &name, last_seq).await;
             continue;
         };
         let (unit, unit_end) = if !target.batch_window.is_zero() {
@@ -260,6 +309,7 @@ async fn deliver(
             let dropped = before - events.len();
             if dropped > 0 {
                 lock(&status).dropped += dropped as u64;
+                metrics.record_dropped(dropped);
                 tracing::warn!(target = %name, dropped, "events older than max_age dropped");
                 raise_failing(
                     &target,
@@ -280,6 +330,7 @@ async fn deliver(
             }
             match notifier.send(&events).await {
                 Ok(delivered) => {
+                    metrics.record_sent(events.len());
                     if let Some(hint) = &delivered.rate {
                         bucket.apply_hint(hint, std::time::Instant::now());
                     }
@@ -296,12 +347,14 @@ async fn deliver(
                     break;
                 }
                 Err(SendError::RateLimited { retry_after }) => {
+                    metrics.record_failure("rate_limited");
                     tracing::info!(target = %name, retry_after_ms = retry_after.as_millis() as u64, "rate limited; waiting as told");
                     lock(&status).last_error =
                         Some(format!("rate limited, retry after {retry_after:?}"));
                     tokio::time::sleep(retry_after).await;
                 }
                 Err(SendError::Transient { reason, detail }) => {
+                    metrics.record_failure(reason);
                     attempt += 1;
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     {
@@ -327,13 +380,14 @@ async fn deliver(
                     tokio::time::sleep(backoff).await;
                 }
                 Err(SendError::Permanent { reason, detail }) => {
+                    metrics.record_failure(reason);
                     lock(&status).failed += events.len() as u64;
                     disable(&target, &store, &status, &format!("{reason}: {detail}")).await;
                     return Exit::Disabled;
                 }
             }
         }
-        cursor = advance(&store, &status, &name, unit_end).await;
+        cursor = advance(&store, &status, &metrics, &name, unit_end).await;
     }
 }
 
@@ -346,12 +400,19 @@ fn backoff_delay(tuning: &DeliveryTuning, attempt: u32) -> Duration {
         .mul_f64(rand::thread_rng().gen_range(0.5..1.5))
 }
 
-async fn advance(store: &StoreHandle, status: &SharedTargetStatus, name: &str, seq: i64) -> i64 {
+async fn advance(
+    store: &StoreHandle,
+    status: &SharedTargetStatus,
+    metrics: &TargetMetrics,
+    name: &str,
+    seq: i64,
+) -> i64 {
     let n = name.to_string();
     if let Err(e) = store.run(move |s| s.set_cursor(&n, seq)).await {
         tracing::error!(target = %name, error = %e, "cannot store the delivery cursor");
     }
     lock(status).cursor = seq;
+    metrics.set_cursor(seq);
     seq
 }
 

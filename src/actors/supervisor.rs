@@ -1,15 +1,18 @@
 //! The root of the actor tree: starts one account actor per configured account and one notifier
 //! actor per target, emits the supervisor events (start, startup summary, reloads, stop), applies
 //! configuration reloads file by file (planned in [`super::reload`]) and drains the notifiers on
-//! shutdown.
+//! shutdown. Creates the process's metrics registry from the configuration and hands each actor
+//! its counters.
 
-use super::account::{AccountActor, FirstPollDone, GetAccountStatus, StopAccount};
+use super::account::{AccountActor, AccountOps, FirstPollDone, GetAccountStatus, StopAccount};
 use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
 use super::reload::{self, ReloadReport};
+use super::supervision::{FaultInjection, RestartPolicy};
 use super::{queue_events, supervisor_event};
 use crate::config::{self, AccountConfig, FileConfig, LoadedConfig, TargetConfig};
 use crate::control::StatusSnapshot;
 use crate::event::EventKind;
+use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::store::StoreHandle;
 use crate::vast::{ClientOptions, VastClient};
@@ -18,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -35,6 +39,11 @@ pub struct SupervisorOptions {
     pub delivery: DeliveryTuning,
     /// Test and benchmark only: applied to every account, also after a reload.
     pub account_overrides: AccountOverrides,
+    /// When failing machine and notifier actors count as degraded and how they back off.
+    pub restart_policy: RestartPolicy,
+    /// Tests only: faults injected into machine actors.
+    #[doc(hidden)]
+    pub fault_injection: Option<FaultInjection>,
 }
 
 /// Test and benchmark only settings that configuration files cannot express.
@@ -62,6 +71,8 @@ impl Default for SupervisorOptions {
             flush_timeout: Duration::from_secs(5),
             delivery: DeliveryTuning::default(),
             account_overrides: AccountOverrides::default(),
+            restart_policy: RestartPolicy::default(),
+            fault_injection: None,
         }
     }
 }
@@ -87,6 +98,9 @@ pub struct Supervisor {
     /// The configuration of each running target (for `notify-test`).
     target_cfgs: BTreeMap<String, TargetConfig>,
     reloading: bool,
+    metrics: Arc<Metrics>,
+    /// Events after this outbox position are counted in the metrics.
+    metrics_from_seq: i64,
 }
 
 impl Supervisor {
@@ -97,6 +111,11 @@ impl Supervisor {
         opts: SupervisorOptions,
     ) -> Supervisor {
         let http = crate::vast::shared_http_client(&opts.client);
+        let metrics = Arc::new(Metrics::new(
+            accounts.iter().map(|a| a.name.as_str()),
+            targets.iter().map(|t| t.name.as_str()),
+        ));
+        let metrics_from_seq = *store.subscribe().borrow();
         Supervisor {
             accounts_cfg: accounts,
             targets_cfg: targets,
@@ -115,7 +134,14 @@ impl Supervisor {
             in_force: BTreeMap::new(),
             target_cfgs: BTreeMap::new(),
             reloading: false,
+            metrics,
+            metrics_from_seq,
         }
+    }
+
+    /// The metrics registry (for the HTTP listener, and for a reload to record its outcome).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// A supervisor for the files of `loaded` that can reload them later.
@@ -138,7 +164,6 @@ impl Supervisor {
         sup
     }
 
-    /// Publishes a status snapshot into `tx` every second; `config_files` describes the files read.
     /// Publishes a status snapshot into `tx` every second.
     pub fn with_status(mut self, tx: watch::Sender<StatusSnapshot>) -> Supervisor {
         self.status_tx = Some(tx);
@@ -197,8 +222,16 @@ impl Supervisor {
             self.opts.client.clone(),
         );
         let name = cfg.name.clone();
+        let account_metrics = self.metrics.account(&name);
+        account_metrics.attach_client(&client);
+        let ops = AccountOps {
+            metrics: account_metrics,
+            restart_policy: self.opts.restart_policy,
+            faults: self.opts.fault_injection.clone(),
+        };
         match AccountActor::new(cfg, client, self.store.clone(), Some(me)) {
             Ok(actor) => {
+                let actor = actor.with_ops(ops);
                 self.awaiting_first_poll.insert(name.clone());
                 self.accounts.insert(name, actor.start());
             }
@@ -216,7 +249,8 @@ impl Supervisor {
             self.store.clone(),
             self.http.clone(),
             self.opts.delivery,
-        );
+        )
+        .with_ops(self.metrics.target(&name), self.opts.restart_policy);
         let status = actor.status();
         self.notifiers.insert(name, (actor.start(), status));
     }
@@ -309,12 +343,21 @@ impl Actor for Supervisor {
         ctx.wait(
             async move {
                 for name in target_names {
-                    if let Err(e) = store.run(move |s| s.cursor_or_init(&name)).await {
-                        tracing::error!(error = %e, "cannot read a target's delivery position");
+                    let n = name.clone();
+                    if let Err(e) = store.run(move |s| s.cursor_or_init(&n)).await {
+                        tracing::error!(target = %name, error = %e, "cannot read a target's delivery position");
                     }
                 }
                 queue_events(&store, "", vec![start]).await
             }
+            .into_actor(self),
+        );
+        ctx.spawn(
+            metrics::count_events(
+                self.metrics.clone(),
+                self.store.clone(),
+                self.metrics_from_seq,
+            )
             .into_actor(self),
         );
         for t in std::mem::take(&mut self.targets_cfg) {
@@ -434,6 +477,7 @@ impl Handler<Reload> for Supervisor {
             )));
         }
         self.reloading = true;
+        crate::systemd::notify_reloading();
         // Validate everything first; nothing is touched until the plan is complete.
         let loaded = config::load_dir(&dir);
         let disabled: Vec<String> = self
@@ -483,6 +527,14 @@ impl Handler<Reload> for Supervisor {
             act.config_files = config_files_status(&loaded);
             act.reloading = false;
             let report = plan.report;
+            for name in &report.accounts.removed {
+                act.metrics.forget_account(name);
+            }
+            for name in &report.targets.removed {
+                act.metrics.forget_target(name);
+            }
+            act.metrics.record_reload(report.rejected.is_empty());
+            crate::systemd::notify_ready();
             let now = Utc::now();
             let mut events = Vec::new();
             for r in &report.rejected {

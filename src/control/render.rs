@@ -23,8 +23,8 @@ pub fn status_table(st: &StatusSnapshot) -> String {
     let _ = writeln!(out, "\nACCOUNTS");
     let _ = writeln!(
         out,
-        "  {:<20} {:<12} {:>8} {:<26} LAST ERROR",
-        "NAME", "STATE", "MACHINES", "LAST POLL"
+        "  {:<20} {:<12} {:>8} {:>8} {:<26} LAST ERROR",
+        "NAME", "STATE", "MACHINES", "RESTARTS", "LAST POLL"
     );
     for a in &st.accounts {
         let machines = a
@@ -33,10 +33,11 @@ pub fn status_table(st: &StatusSnapshot) -> String {
             .map_or(0, |m| m.len());
         let _ = writeln!(
             out,
-            "  {:<20} {:<12} {:>8} {:<26} {}",
+            "  {:<20} {:<12} {:>8} {:>8} {:<26} {}",
             s(a, "name"),
             s(a, "state"),
             machines,
+            s(a, "restarts"),
             s(a, "last_poll"),
             s(a, "last_error")
         );
@@ -56,8 +57,15 @@ pub fn status_table(st: &StatusSnapshot) -> String {
         {
             let gpus = format!("{}/{}", s(m, "gpus_occupied"), s(m, "gpus_total"));
             let flag = |k: &str| m.get(k).and_then(|v| v.as_bool()) == Some(true);
+            let degraded = a
+                .get("degraded_machines")
+                .and_then(|d| d.as_array())
+                .is_some_and(|d| m.get("machine_id").is_some_and(|id| d.contains(id)));
             let state = if flag("removed") {
                 "removed"
+            } else if degraded {
+                // Its monitor keeps failing: what it shows may be out of date.
+                "degraded"
             } else if flag("offline") {
                 "offline"
             } else if m.get("error").is_some_and(|e| !e.is_null() && e != false) {
@@ -90,19 +98,20 @@ pub fn status_table(st: &StatusSnapshot) -> String {
     let _ = writeln!(out, "\nTARGETS");
     let _ = writeln!(
         out,
-        "  {:<20} {:<9} {:<9} {:>6} {:>6} {:>6} {:<26} LAST ERROR",
-        "NAME", "SERVICE", "STATE", "QUEUE", "SENT", "FAILED", "LAST SUCCESS"
+        "  {:<20} {:<9} {:<9} {:>6} {:>6} {:>6} {:>8} {:<26} LAST ERROR",
+        "NAME", "SERVICE", "STATE", "QUEUE", "SENT", "FAILED", "RESTARTS", "LAST SUCCESS"
     );
     for t in &st.targets {
         let _ = writeln!(
             out,
-            "  {:<20} {:<9} {:<9} {:>6} {:>6} {:>6} {:<26} {}",
+            "  {:<20} {:<9} {:<9} {:>6} {:>6} {:>6} {:>8} {:<26} {}",
             s(t, "name"),
             s(t, "service"),
             s(t, "state"),
             s(t, "queue_depth"),
             s(t, "sent"),
             s(t, "failed"),
+            s(t, "restarts"),
             s(t, "last_success"),
             s(t, "last_error")
         );
@@ -139,4 +148,41 @@ pub fn event_line(e: &Event) -> String {
         e.subject.label(),
         e.title
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_table_shows_restarts_and_degraded_machines() {
+        let st = StatusSnapshot {
+            accounts: vec![json!({
+                "name": "acme",
+                "state": "degraded",
+                "restarts": 7,
+                "degraded_machines": [101],
+                "machines": [
+                    {"machine_id": 101, "hostname": "rig-1", "offline": false},
+                    {"machine_id": 102, "hostname": "rig-2", "offline": false},
+                ],
+            })],
+            targets: vec![json!({"name": "log", "state": "ok", "restarts": 2})],
+            ..StatusSnapshot::default()
+        };
+        let table = status_table(&st);
+        let line = |needle: &str| {
+            table
+                .lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no line with {needle} in\n{table}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(line("degraded  ")[..4], ["acme", "degraded", "2", "7"]);
+        assert_eq!(line("rig-1")[3], "degraded");
+        assert_eq!(line("rig-2")[3], "ok");
+        assert_eq!(line("log ")[6], "2");
+    }
 }

@@ -1,0 +1,283 @@
+//! Restart bookkeeping for supervised actors (SPEC §8): a failed machine or notifier actor is
+//! restarted fresh; more than `max_restarts` restarts within `window` mark it degraded, which
+//! alerts once and backs off (the actor is left alone for a growing interval) instead of
+//! restarting in a tight loop. Owns the counting and the back-off schedule only; the account and
+//! notifier actors decide what a failure is and how to restart.
+//!
+//! Also holds the test-only fault injection ([`FaultInjection`]) that makes a chosen machine
+//! actor panic, passed explicitly through `SupervisorOptions` so production code has no magic
+//! values that could trigger it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// When restarts turn into "degraded" and how long a degraded actor is left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// More restarts than this within `window` mark the actor degraded.
+    pub max_restarts: usize,
+    pub window: Duration,
+    /// First pause of a degraded actor; each further failure doubles it up to `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            max_restarts: 5,
+            window: Duration::from_secs(60),
+            backoff_base: Duration::from_secs(60),
+            backoff_cap: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// What the supervisor should do after a failure was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Restart at once.
+    Restart,
+    /// Degraded: leave the actor alone for `pause`. `newly` is true only for the failure that
+    /// crossed the threshold, so the alert goes out once.
+    Degraded { newly: bool, pause: Duration },
+}
+
+/// The restart history of one actor.
+#[derive(Debug, Clone, Default)]
+pub struct RestartLog {
+    recent: VecDeque<Instant>,
+    total: u64,
+    degraded: bool,
+    backoff: Duration,
+    paused_until: Option<Instant>,
+}
+
+impl RestartLog {
+    /// Records one failure (and the restart it causes) at `now`.
+    pub fn record_failure(&mut self, now: Instant, policy: &RestartPolicy) -> Verdict {
+        self.total += 1;
+        self.recent.push_back(now);
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.window)
+        {
+            self.recent.pop_front();
+        }
+        if self.degraded {
+            // Failed again after its pause: pause longer.
+            self.backoff = (self.backoff * 2).min(policy.backoff_cap);
+            self.paused_until = Some(now + self.backoff);
+            return Verdict::Degraded {
+                newly: false,
+                pause: self.backoff,
+            };
+        }
+        if self.recent.len() > policy.max_restarts {
+            self.degraded = true;
+            self.backoff = policy.backoff_base.min(policy.backoff_cap);
+            self.paused_until = Some(now + self.backoff);
+            return Verdict::Degraded {
+                newly: true,
+                pause: self.backoff,
+            };
+        }
+        Verdict::Restart
+    }
+
+    /// Records that the actor did its work. Returns true when this ends a degraded period.
+    pub fn record_success(&mut self) -> bool {
+        let was = self.degraded;
+        if was {
+            self.degraded = false;
+            self.backoff = Duration::ZERO;
+            self.paused_until = None;
+            self.recent.clear();
+        }
+        was
+    }
+
+    /// Whether the actor is in its back-off pause at `now`.
+    pub fn paused(&self, now: Instant) -> bool {
+        self.paused_until.is_some_and(|until| now < until)
+    }
+
+    pub fn degraded(&self) -> bool {
+        self.degraded
+    }
+
+    /// Every restart since the daemon started.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+/// What an injected fault does to a machine actor (tests only).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// The detection core panics (caught at the core boundary; the actor keeps its state).
+    PanicInDetection,
+    /// The actor's message handler panics outside the core: the actor dies, its mailbox closes.
+    KillActor,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Armed {
+    fault: InjectedFault,
+    /// `None`: until cleared.
+    remaining: Option<u32>,
+    fired: u64,
+}
+
+/// Faults armed per (account, machine) by a test; shared by every machine actor it is passed to.
+#[doc(hidden)]
+#[derive(Debug, Clone, Default)]
+pub struct FaultInjection {
+    armed: Arc<Mutex<BTreeMap<(String, u64), Armed>>>,
+}
+
+#[doc(hidden)]
+impl FaultInjection {
+    /// Arms `fault` for the next `times` observations of the machine (`None`: until cleared).
+    pub fn set(&self, account: &str, machine: u64, fault: InjectedFault, times: Option<u32>) {
+        let mut armed = self.lock();
+        let fired = armed
+            .get(&(account.to_string(), machine))
+            .map_or(0, |a| a.fired);
+        armed.insert(
+            (account.to_string(), machine),
+            Armed {
+                fault,
+                remaining: times,
+                fired,
+            },
+        );
+    }
+
+    /// Disarms the machine's fault (its fired count is kept).
+    pub fn clear(&self, account: &str, machine: u64) {
+        if let Some(a) = self.lock().get_mut(&(account.to_string(), machine)) {
+            a.remaining = Some(0);
+        }
+    }
+
+    /// How often a fault fired on this machine so far.
+    pub fn fired(&self, account: &str, machine: u64) -> u64 {
+        self.lock()
+            .get(&(account.to_string(), machine))
+            .map_or(0, |a| a.fired)
+    }
+
+    /// Takes the fault to apply to this observation, if one is armed.
+    pub(crate) fn take(&self, account: &str, machine: u64) -> Option<InjectedFault> {
+        let mut armed = self.lock();
+        let a = armed.get_mut(&(account.to_string(), machine))?;
+        match &mut a.remaining {
+            Some(0) => return None,
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        a.fired += 1;
+        Some(a.fault)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, u64), Armed>> {
+        self.armed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RestartPolicy {
+        RestartPolicy {
+            max_restarts: 5,
+            window: Duration::from_secs(60),
+            backoff_base: Duration::from_secs(10),
+            backoff_cap: Duration::from_secs(35),
+        }
+    }
+
+    #[test]
+    fn six_failures_within_the_window_degrade_once_and_back_off_growing() {
+        let p = policy();
+        let t0 = Instant::now();
+        let mut log = RestartLog::default();
+        for i in 0..5 {
+            assert_eq!(
+                log.record_failure(t0 + Duration::from_secs(i), &p),
+                Verdict::Restart
+            );
+        }
+        assert!(!log.degraded());
+        let v = log.record_failure(t0 + Duration::from_secs(5), &p);
+        assert_eq!(
+            v,
+            Verdict::Degraded {
+                newly: true,
+                pause: Duration::from_secs(10)
+            }
+        );
+        assert!(log.paused(t0 + Duration::from_secs(14)));
+        assert!(!log.paused(t0 + Duration::from_secs(15)));
+        // Failing again after the pause: not a new alert, and a longer pause, capped.
+        assert_eq!(
+            log.record_failure(t0 + Duration::from_secs(16), &p),
+            Verdict::Degraded {
+                newly: false,
+                pause: Duration::from_secs(20)
+            }
+        );
+        assert_eq!(
+            log.record_failure(t0 + Duration::from_secs(40), &p),
+            Verdict::Degraded {
+                newly: false,
+                pause: Duration::from_secs(35)
+            }
+        );
+        assert_eq!(log.total(), 8);
+        assert!(log.record_success());
+        assert!(!log.degraded() && !log.paused(t0 + Duration::from_secs(41)));
+        assert!(
+            !log.record_success(),
+            "only the first success ends the period"
+        );
+    }
+
+    #[test]
+    fn failures_spread_beyond_the_window_never_degrade() {
+        let p = policy();
+        let t0 = Instant::now();
+        let mut log = RestartLog::default();
+        for i in 0..20 {
+            assert_eq!(
+                log.record_failure(t0 + Duration::from_secs(13 * i), &p),
+                Verdict::Restart
+            );
+        }
+        assert_eq!(log.total(), 20);
+    }
+
+    #[test]
+    fn injected_faults_fire_as_often_as_armed() {
+        let f = FaultInjection::default();
+        assert_eq!(f.take("a", 1), None);
+        f.set("a", 1, InjectedFault::KillActor, Some(2));
+        assert_eq!(f.take("a", 2), None, "other machines are untouched");
+        assert_eq!(f.take("a", 1), Some(InjectedFault::KillActor));
+        assert_eq!(f.take("a", 1), Some(InjectedFault::KillActor));
+        assert_eq!(f.take("a", 1), None);
+        f.set("a", 1, InjectedFault::PanicInDetection, None);
+        for _ in 0..5 {
+            assert_eq!(f.take("a", 1), Some(InjectedFault::PanicInDetection));
+        }
+        f.clear("a", 1);
+        assert_eq!(f.take("a", 1), None);
+        assert_eq!(f.fired("a", 1), 7);
+    }
+}

@@ -1,0 +1,300 @@
+//! Supervision of machine actors (SPEC §8) in the real actor tree against the simulated cloud:
+//! a machine whose detection keeps panicking is restarted, then marked degraded (one
+//! `machine_error` with reason "supervision", account state "degraded", counted in status and
+//! metrics) and backed off, while another account's events keep flowing; once the fault is gone
+//! its events resume. A machine actor that dies outright is replaced from its stored state.
+
+use actix::prelude::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::watch;
+use vast_supervisor::actors::supervision::{FaultInjection, InjectedFault, RestartPolicy};
+use vast_supervisor::actors::supervisor::Shutdown;
+use vast_supervisor::actors::{Supervisor, SupervisorOptions};
+use vast_supervisor::config::{AccountConfig, TargetConfig, TargetUrl};
+use vast_supervisor::control::StatusSnapshot;
+use vast_supervisor::event::{Event, Subject};
+use vast_supervisor::metrics::Metrics;
+use vast_supervisor::sim::{MachineSpec, RentalKind, SimCloud, SimHandle};
+use vast_supervisor::store::StoreHandle;
+use vast_supervisor::vast::ClientOptions;
+
+const POLL: Duration = Duration::from_millis(100);
+
+fn account(name: &str, key: &str, sim: &SimHandle) -> AccountConfig {
+    let mut a = AccountConfig::with_defaults(name, key, sim.base_url());
+    a.poll_interval = POLL;
+    a
+}
+
+fn read_events(path: &Path) -> Vec<Event> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("file target writes event JSON"))
+        .collect()
+}
+
+fn machine_of(e: &Event) -> Option<u64> {
+    match e.subject {
+        Subject::Machine { id, .. } => Some(id),
+        _ => None,
+    }
+}
+
+fn is_supervision(e: &Event) -> bool {
+    e.data.get("reason").and_then(|r| r.as_str()) == Some("supervision")
+}
+
+async fn wait_for(path: &Path, what: &str, pred: impl Fn(&Event) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if read_events(path).iter().any(&pred) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let seen: Vec<String> = read_events(path)
+                .iter()
+                .map(|e| format!("{:?}:{}:{:?}", e.account, e.kind, machine_of(e)))
+                .collect();
+            panic!("timed out waiting for {what}; file holds {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn wait_until(what: &str, pred: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !pred() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn account_status(status: &watch::Receiver<StatusSnapshot>, name: &str) -> serde_json::Value {
+    status
+        .borrow()
+        .accounts
+        .iter()
+        .find(|a| a["name"] == name)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The value of one series in the rendered metrics.
+fn metric(metrics: &Metrics, series: &str) -> f64 {
+    let text = metrics.render();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no series {series}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_failing_machine_actor_is_restarted_degraded_and_recovered() {
+    // The injected panics are expected: keep them out of the test output.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.to_string().contains("injected fault") {
+            default_hook(info);
+        }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().join("events.jsonl");
+    System::new().block_on(async {
+        tokio::time::timeout(Duration::from_secs(90), scenario(dir.path(), &out))
+            .await
+            .expect("the scenario finishes in time");
+    });
+
+    let events = read_events(&out);
+    let on_101: Vec<(String, bool)> = events
+        .iter()
+        .filter(|e| e.account.as_deref() == Some("acme") && machine_of(e) == Some(101))
+        .map(|e| (e.kind.to_string(), is_supervision(e)))
+        .collect();
+    assert_eq!(
+        on_101,
+        [
+            ("machine_error".to_string(), true),
+            ("rental_start".to_string(), false),
+            ("machine_recovered".to_string(), true),
+        ],
+        "one alert, the change detected once the fault is gone, one recovery"
+    );
+    let on_102: Vec<&str> = events
+        .iter()
+        .filter(|e| machine_of(e) == Some(102))
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        on_102,
+        ["rental_start"],
+        "the replaced actor continued from the stored state (no machine_added)"
+    );
+    let beta: Vec<&str> = events
+        .iter()
+        .filter(|e| e.account.as_deref() == Some("beta"))
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(beta, ["rental_start", "rental_end"]);
+}
+
+async fn scenario(dir: &Path, out: &Path) {
+    let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sim.add_account("KEY-ACME-123", "acme");
+    sim.add_account("KEY-BETA-456", "beta");
+    sim.add_machine("acme", MachineSpec::new(101, "acme-rig-1", 4, "RTX 4090"))
+        .unwrap();
+    sim.add_machine("acme", MachineSpec::new(102, "acme-rig-2", 4, "RTX 4090"))
+        .unwrap();
+    sim.add_machine("beta", MachineSpec::new(201, "beta-rig-1", 2, "H100"))
+        .unwrap();
+    let faults = FaultInjection::default();
+    let store = StoreHandle::open(&dir.join("state.db")).unwrap();
+    let target = TargetConfig::with_defaults(
+        "file",
+        TargetUrl::File {
+            path: out.to_path_buf(),
+        },
+    );
+    let opts = SupervisorOptions {
+        client: ClientOptions::for_short_polls(POLL),
+        flush_timeout: Duration::from_secs(2),
+        restart_policy: RestartPolicy {
+            max_restarts: 5,
+            window: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(300),
+            backoff_cap: Duration::from_secs(1),
+        },
+        fault_injection: Some(faults.clone()),
+        ..SupervisorOptions::default()
+    };
+    let (status_tx, status) = watch::channel(StatusSnapshot::default());
+    let sup = Supervisor::new(
+        vec![
+            account("acme", "KEY-ACME-123", &sim),
+            account("beta", "KEY-BETA-456", &sim),
+        ],
+        vec![target],
+        store,
+        opts,
+    )
+    .with_status(status_tx);
+    let metrics = sup.metrics();
+    let sup = sup.start();
+    wait_for(out, "startup_summary", |e| {
+        e.kind.as_str() == "startup_summary"
+    })
+    .await;
+
+    // Detection of acme's machine 101 panics on every observation.
+    faults.set("acme", 101, InjectedFault::PanicInDetection, None);
+    sim.start_rental("beta", 201, "b1", vec![0u32], RentalKind::OnDemand, 10.0)
+        .unwrap();
+    wait_for(out, "beta's rental_start during the fault", |e| {
+        e.kind.as_str() == "rental_start" && e.account.as_deref() == Some("beta")
+    })
+    .await;
+    wait_for(out, "the supervision alert for 101", |e| {
+        e.kind.as_str() == "machine_error" && machine_of(e) == Some(101) && is_supervision(e)
+    })
+    .await;
+    wait_until("status shows acme degraded", || {
+        let a = account_status(&status, "acme");
+        a["state"] == "degraded"
+            && a["degraded_machines"] == serde_json::json!([101])
+            && a["restarts"].as_u64() >= Some(6)
+    })
+    .await;
+    assert!(
+        metric(
+            &metrics,
+            "vast_supervisor_machine_restarts_total{account=\"acme\"}"
+        ) >= 6.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "vast_supervisor_machines_degraded{account=\"acme\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "vast_supervisor_account_state{account=\"acme\",state=\"degraded\"}"
+        ),
+        1.0
+    );
+    assert_eq!(account_status(&status, "beta")["state"], "ok");
+
+    // A change on the faulty machine is not seen while it fails ...
+    sim.start_rental("acme", 101, "r1", vec![0u32, 1], RentalKind::OnDemand, 20.0)
+        .unwrap();
+    tokio::time::sleep(POLL * 5).await;
+    assert!(
+        !read_events(out)
+            .iter()
+            .any(|e| e.kind.as_str() == "rental_start" && machine_of(e) == Some(101)),
+        "no detection while the fault lasts"
+    );
+    // ... and is detected once the fault is gone.
+    faults.clear("acme", 101);
+    wait_for(out, "acme 101 rental_start after the fault", |e| {
+        e.kind.as_str() == "rental_start" && machine_of(e) == Some(101)
+    })
+    .await;
+    wait_for(out, "the supervision recovery for 101", |e| {
+        e.kind.as_str() == "machine_recovered" && machine_of(e) == Some(101) && is_supervision(e)
+    })
+    .await;
+    wait_until("acme ok again", || {
+        account_status(&status, "acme")["state"] == "ok"
+    })
+    .await;
+
+    // Machine 102's actor dies outright (a panic outside the core): it is replaced from the
+    // stored state, so a later change is detected as a change, not as a new machine.
+    let restarts_before = metric(
+        &metrics,
+        "vast_supervisor_machine_restarts_total{account=\"acme\"}",
+    );
+    faults.set("acme", 102, InjectedFault::KillActor, Some(1));
+    wait_until("the kill fired", || faults.fired("acme", 102) == 1).await;
+    wait_until("the dead actor counted as a restart", || {
+        metric(
+            &metrics,
+            "vast_supervisor_machine_restarts_total{account=\"acme\"}",
+        ) == restarts_before + 1.0
+    })
+    .await;
+    sim.start_rental("acme", 102, "r2", vec![0u32], RentalKind::OnDemand, 20.0)
+        .unwrap();
+    wait_for(out, "acme 102 rental_start after the replacement", |e| {
+        e.kind.as_str() == "rental_start" && machine_of(e) == Some(102)
+    })
+    .await;
+    wait_until("status counts 102's restart", || {
+        let a = account_status(&status, "acme");
+        a["restarts_by_machine"]["102"] == 1 && a["state"] == "ok"
+    })
+    .await;
+
+    // The other account was never touched.
+    sim.end_rental("beta", 201, "b1").unwrap();
+    wait_for(out, "beta's rental_end", |e| {
+        e.kind.as_str() == "rental_end" && e.account.as_deref() == Some("beta")
+    })
+    .await;
+
+    sup.send(Shutdown).await.unwrap();
+    sim.shutdown();
+}
