@@ -285,3 +285,97 @@ fn two_accounts_full_host_lifecycle_with_faults() {
     assert_eq!(start.data["gpu_type"], "D");
     assert!(start.since.is_some() && start.since.unwrap() < start.time);
 }
+
+#[test]
+fn unreadable_state_is_quarantined_and_a_revoked_key_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().join("events.jsonl");
+    let db = dir.path().join("state.db");
+    {
+        // State left by an earlier run: one machine's row is corrupt.
+        let mut store = vast_supervisor::store::Store::open(&db).unwrap();
+        store
+            .put_raw_state("gamma", "machine", "301", "{not json")
+            .unwrap();
+    }
+    System::new().block_on(async {
+        let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        sim.add_account("KEY-GAMMA-789", "gamma");
+        sim.add_machine("gamma", MachineSpec::new(301, "gamma-rig-1", 2, "A100"))
+            .unwrap();
+        sim.add_machine("gamma", MachineSpec::new(302, "gamma-rig-2", 2, "A100"))
+            .unwrap();
+        let store = StoreHandle::open(&db).unwrap();
+        let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
+        let opts = SupervisorOptions {
+            client: fast_client(),
+            flush_timeout: Duration::from_secs(2),
+            ..SupervisorOptions::default()
+        };
+        let sup = Supervisor::new(
+            vec![account("gamma", "KEY-GAMMA-789", &sim)],
+            vec![target],
+            store,
+            opts,
+        )
+        .start();
+
+        let events = wait_for(&out, "startup_summary", |e| {
+            e.kind.as_str() == "startup_summary"
+        })
+        .await;
+        let summary = events
+            .iter()
+            .find(|e| e.kind.as_str() == "startup_summary")
+            .unwrap();
+        assert!(
+            summary.text.contains("machine 301"),
+            "the summary reports the quarantine: {}",
+            summary.text
+        );
+        assert_eq!(
+            summary.data["machines"], 2,
+            "the quarantined machine is adopted afresh"
+        );
+
+        // The machine with the bad state is watched again.
+        sim.start_rental("gamma", 301, "r", vec![0u32], RentalKind::OnDemand, 10.0)
+            .unwrap();
+        wait_for(&out, "rental_start on 301", |e| {
+            e.kind.as_str() == "rental_start"
+        })
+        .await;
+
+        // A revoked key: one account_auth_failed however many probes fail, then restored.
+        sim.inject_fault("gamma", Fault::Unauthorized401, FaultDuration::UntilCleared)
+            .unwrap();
+        wait_for(&out, "account_auth_failed", |e| {
+            e.kind.as_str() == "account_auth_failed"
+        })
+        .await;
+        tokio::time::sleep(POLL * 25).await;
+        sim.clear_faults("gamma").unwrap();
+        wait_for(&out, "account_restored", |e| {
+            e.kind.as_str() == "account_restored"
+        })
+        .await;
+        sup.send(Shutdown).await.unwrap();
+        sim.shutdown();
+    });
+    let events = read_events(&out);
+    assert_eq!(
+        kinds_for(&events, "gamma"),
+        ["rental_start", "account_auth_failed", "account_restored"],
+        "one auth failure, no machine events from the failed polls"
+    );
+    let failed = events
+        .iter()
+        .find(|e| e.kind.as_str() == "account_auth_failed")
+        .unwrap();
+    assert!(
+        !failed.text.contains("KEY-GAMMA") && !failed.data.to_string().contains("KEY-GAMMA"),
+        "no key in the event"
+    );
+}
