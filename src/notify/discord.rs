@@ -252,23 +252,13 @@ impl Discord {
         events: &[Event],
     ) -> Result<Delivered, SendError> {
         let messages = render(events, self.mention.as_deref());
-        let mut last = (0u16, None);
-        let mut delivered = 0;
-        for message in messages.iter().skip(*ctx.sent) {
-            if delivered > 0 {
-                http::pace(last.1).await;
-            }
-            let answer = http::execute(ctx, http::post(&self.http, &self.url, message)).await?;
-            classify(ctx, &answer)?;
-            last = (answer.status, answer.ratelimit_hint());
-            *ctx.sent += 1;
-            delivered += 1;
-        }
-        Ok(Delivered {
-            messages: delivered,
-            info: http::info(delivered, last.0),
-            rate: last.1,
-        })
+        http::send_parts(
+            ctx,
+            &messages,
+            |m| http::post(&self.http, &self.url, m),
+            |ctx, answer| classify(ctx, answer).map(|()| answer.ratelimit_hint()),
+        )
+        .await
     }
 }
 

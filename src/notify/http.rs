@@ -3,7 +3,7 @@
 //! and the common parts of reading an answer (Retry-After, status classes, body snippets).
 
 use super::render::Rendered;
-use super::{RateHint, SendContext, SendError};
+use super::{Delivered, RateHint, SendContext, SendError};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, USER_AGENT};
 use std::time::Duration;
 use url::Url;
@@ -282,6 +282,35 @@ pub fn info(messages: usize, status: u16) -> String {
     } else {
         format!("{messages} messages, last HTTP {status}")
     }
+}
+
+/// Posts the parts of one notification the service has not accepted yet, in order: `request`
+/// builds a part's request, `check` classifies the answer (and may read a rate hint from it).
+/// Stops at the first failure; `ctx.sent` counts accepted parts, so a retry resumes after them
+/// instead of repeating them. Between parts it honours a "nothing remains" hint ([`pace`]).
+pub async fn send_parts(
+    ctx: &mut SendContext<'_>,
+    parts: &[Rendered],
+    mut request: impl FnMut(&Rendered) -> reqwest::RequestBuilder,
+    mut check: impl FnMut(&SendContext<'_>, &Answer) -> Result<Option<RateHint>, SendError>,
+) -> Result<Delivered, SendError> {
+    let mut delivered = 0;
+    let mut last: (u16, Option<RateHint>) = (0, None);
+    for part in parts.iter().skip(*ctx.sent) {
+        if delivered > 0 {
+            pace(last.1).await;
+        }
+        let answer = execute(ctx, request(part)).await?;
+        let hint = check(ctx, &answer)?;
+        last = (answer.status, hint);
+        *ctx.sent += 1;
+        delivered += 1;
+    }
+    Ok(Delivered {
+        messages: delivered,
+        info: info(delivered, last.0),
+        rate: last.1,
+    })
 }
 
 /// Between the parts of a split message: when the service says nothing remains, wait for its

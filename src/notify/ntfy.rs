@@ -136,24 +136,20 @@ impl Ntfy {
         events: &[Event],
     ) -> Result<Delivered, SendError> {
         let messages = render(events);
-        let mut status = 0;
-        let mut delivered = 0;
-        for message in messages.iter().skip(*ctx.sent) {
-            let mut request = http::post(&self.http, &self.url, message);
-            if let Some(authorization) = &self.authorization {
-                request = request.header(reqwest::header::AUTHORIZATION, authorization);
-            }
-            let answer = http::execute(ctx, request).await?;
-            classify(ctx, &answer, chrono::Utc::now())?;
-            status = answer.status;
-            *ctx.sent += 1;
-            delivered += 1;
-        }
-        Ok(Delivered {
-            messages: delivered,
-            info: http::info(delivered, status),
-            rate: None,
-        })
+        let authorization = self.authorization.as_ref();
+        http::send_parts(
+            ctx,
+            &messages,
+            |m| {
+                let request = http::post(&self.http, &self.url, m);
+                match authorization {
+                    Some(a) => request.header(reqwest::header::AUTHORIZATION, a),
+                    None => request,
+                }
+            },
+            |ctx, answer| classify(ctx, answer, chrono::Utc::now()).map(|()| None),
+        )
+        .await
     }
 }
 

@@ -113,26 +113,23 @@ impl Pushover {
         events: &[Event],
     ) -> Result<Delivered, SendError> {
         let messages = render(events);
-        let mut last = (0u16, None);
-        let mut delivered = 0;
-        for message in messages.iter().skip(*ctx.sent) {
-            let mut message = message.clone();
-            if let Body::Form(fields) = &mut message.body {
-                fields.insert(0, ("user".into(), self.user_key.expose().to_string()));
-                fields.insert(0, ("token".into(), self.app_token.expose().to_string()));
-            }
-            let answer = http::execute(ctx, http::post(&self.http, &self.url, &message)).await?;
-            let hint = quota_hint(&answer, chrono::Utc::now());
-            classify(ctx, &answer, hint)?;
-            last = (answer.status, hint);
-            *ctx.sent += 1;
-            delivered += 1;
-        }
-        Ok(Delivered {
-            messages: delivered,
-            info: http::info(delivered, last.0),
-            rate: last.1,
-        })
+        http::send_parts(
+            ctx,
+            &messages,
+            |m| {
+                let mut m = m.clone();
+                if let Body::Form(fields) = &mut m.body {
+                    fields.insert(0, ("user".into(), self.user_key.expose().to_string()));
+                    fields.insert(0, ("token".into(), self.app_token.expose().to_string()));
+                }
+                http::post(&self.http, &self.url, &m)
+            },
+            |ctx, answer| {
+                let hint = quota_hint(answer, chrono::Utc::now());
+                classify(ctx, answer, hint).map(|()| hint)
+            },
+        )
+        .await
     }
 }
 

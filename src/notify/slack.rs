@@ -170,20 +170,13 @@ impl Slack {
         events: &[Event],
     ) -> Result<Delivered, SendError> {
         let messages = render(events, self.mention.as_deref());
-        let mut status = 0;
-        let mut delivered = 0;
-        for message in messages.iter().skip(*ctx.sent) {
-            let answer = http::execute(ctx, http::post(&self.http, &self.url, message)).await?;
-            classify(ctx, &answer)?;
-            status = answer.status;
-            *ctx.sent += 1;
-            delivered += 1;
-        }
-        Ok(Delivered {
-            messages: delivered,
-            info: http::info(delivered, status),
-            rate: None,
-        })
+        http::send_parts(
+            ctx,
+            &messages,
+            |m| http::post(&self.http, &self.url, m),
+            |ctx, answer| classify(ctx, answer).map(|()| None),
+        )
+        .await
     }
 }
 

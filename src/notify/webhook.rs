@@ -111,21 +111,13 @@ impl Webhook {
         events: &[Event],
     ) -> Result<Delivered, SendError> {
         let messages = render(events, self.batch_size);
-        let mut status = 0;
-        let mut delivered = 0;
-        for message in messages.iter().skip(*ctx.sent) {
-            let request = http::post(&self.http, &self.url, message).headers(self.headers.clone());
-            let answer = http::execute(ctx, request).await?;
-            classify(ctx, &answer)?;
-            status = answer.status;
-            *ctx.sent += 1;
-            delivered += 1;
-        }
-        Ok(Delivered {
-            messages: delivered,
-            info: http::info(delivered, status),
-            rate: None,
-        })
+        http::send_parts(
+            ctx,
+            &messages,
+            |m| http::post(&self.http, &self.url, m).headers(self.headers.clone()),
+            |ctx, answer| classify(ctx, answer).map(|()| None),
+        )
+        .await
     }
 }
 
