@@ -61,6 +61,22 @@ const API_KEY_SOURCES: [&str; 3] = ["api_key", "api_key_file", "api_key_env"];
 const URL_SOURCES: [&str; 3] = ["url", "url_file", "url_env"];
 const WATCH_VALUES: &[&str] = &["machines", "instances"];
 
+/// Which kind of table a declared name belongs to.
+#[derive(Clone, Copy)]
+enum Declares {
+    Account,
+    Target,
+}
+
+impl Declares {
+    fn noun(self) -> &'static str {
+        match self {
+            Declares::Account => "account",
+            Declares::Target => "target",
+        }
+    }
+}
+
 /// A name defined in a file (account or target), for the cross-file duplicate check.
 #[derive(Debug, Clone)]
 pub(crate) struct Declared {
@@ -793,16 +809,34 @@ impl<'a> Parser<'a> {
     }
 
     fn declare_account(&mut self, name: &str, at: usize) {
+        self.declare(Declares::Account, name, at);
+    }
+
+    fn declare_target(&mut self, name: &str, at: usize) {
+        self.declare(Declares::Target, name, at);
+    }
+
+    /// Records a table's name, or reports a duplicate within this file.
+    fn declare(&mut self, what: Declares, name: &str, at: usize) {
         let (line, col) = self.lines.position(at);
-        if let Some(first) = self.declared_accounts.iter().find(|d| d.name == name) {
+        let list = match what {
+            Declares::Account => &self.declared_accounts,
+            Declares::Target => &self.declared_targets,
+        };
+        if let Some(first) = list.iter().find(|d| d.name == name) {
             let message = format!(
-                "duplicate account name \"{name}\" (first defined at line {})",
+                "duplicate {} name \"{name}\" (first defined at line {})",
+                what.noun(),
                 first.line
             );
             self.error(at, message);
             return;
         }
-        self.declared_accounts.push(Declared {
+        let list = match what {
+            Declares::Account => &mut self.declared_accounts,
+            Declares::Target => &mut self.declared_targets,
+        };
+        list.push(Declared {
             name: name.to_string(),
             line,
             col,
@@ -1144,23 +1178,6 @@ impl<'a> Parser<'a> {
         }
         target.name = name?;
         (self.diagnostics.len() == errors_before).then_some(target)
-    }
-
-    fn declare_target(&mut self, name: &str, at: usize) {
-        let (line, col) = self.lines.position(at);
-        if let Some(first) = self.declared_targets.iter().find(|d| d.name == name) {
-            let message = format!(
-                "duplicate target name \"{name}\" (first defined at line {})",
-                first.line
-            );
-            self.error(at, message);
-            return;
-        }
-        self.declared_targets.push(Declared {
-            name: name.to_string(),
-            line,
-            col,
-        });
     }
 
     fn events(&mut self, entry: &Entry) -> Option<EventFilter> {
