@@ -53,6 +53,7 @@
 //! preemption), `instance_stuck` adds `not_running_seconds`, `instance_error` adds `error`,
 //! `instance_destroyed` adds `last_seen`.
 
+use super::EventSeq;
 use crate::config::AccountConfig;
 use crate::event::{Event, EventKind, Subject};
 use crate::vast::Instance;
@@ -577,17 +578,12 @@ fn status_line(s: &InstanceState) -> String {
     )
 }
 
-/// Builds the events of one observation with deterministic ids.
+/// Builds the events of one instance observation.
 struct Emitter<'a> {
-    account: &'a str,
-    instance_id: u64,
-    subject: Subject,
+    events: EventSeq<'a>,
     /// "train-7 (5003)" or "5003".
     name: String,
     now: DateTime<Utc>,
-    since: Option<DateTime<Utc>>,
-    seq: u64,
-    events: Vec<Event>,
 }
 
 impl<'a> Emitter<'a> {
@@ -601,40 +597,23 @@ impl<'a> Emitter<'a> {
             Some(label) => format!("{label} ({})", s.id),
             None => s.id.to_string(),
         };
+        let subject = Subject::Instance {
+            id: s.id,
+            name: s.label.clone(),
+        };
         Emitter {
-            account,
-            instance_id: s.id,
-            subject: Subject::Instance {
-                id: s.id,
-                name: s.label.clone(),
-            },
+            events: EventSeq::new(account, format!("i{}", s.id), subject, now, since, s.seq),
             name,
             now,
-            since,
-            seq: s.seq,
-            events: Vec::new(),
         }
     }
 
     fn emit(&mut self, kind: EventKind, title: String, text: String, data: Value) {
-        self.seq += 1;
-        let id = format!("{}:i{}:{}", self.account, self.instance_id, self.seq);
-        let event = Event::new(
-            id,
-            kind,
-            Some(self.account.to_string()),
-            self.subject.clone(),
-            self.now,
-            title,
-            text,
-        )
-        .with_since(self.since)
-        .with_data(data);
-        self.events.push(event);
+        self.events.emit(kind, title, text, data);
     }
 
     fn finish(self) -> (u64, Vec<Event>) {
-        (self.seq, self.events)
+        self.events.finish()
     }
 }
 

@@ -427,19 +427,70 @@ pub(crate) fn fmt_seconds(seconds: f64) -> String {
     crate::util::format_duration(Duration::from_secs(seconds.max(0.0) as u64))
 }
 
-/// Builds the events of one observation with deterministic ids.
-pub(crate) struct Emitter<'a> {
+/// The events of one observation of one subject, numbered from the counter kept in the
+/// subject's state, so re-running the observation from the same state yields the same ids:
+/// `"{account}:{key}:{seq}"` with `key` `m<machine>` or `i<instance>`.
+pub(crate) struct EventSeq<'a> {
     account: &'a str,
-    machine_id: u64,
+    key: String,
     subject: Subject,
+    now: DateTime<Utc>,
+    since: Option<DateTime<Utc>>,
+    seq: u64,
+    events: Vec<Event>,
+}
+
+impl<'a> EventSeq<'a> {
+    pub fn new(
+        account: &'a str,
+        key: String,
+        subject: Subject,
+        now: DateTime<Utc>,
+        since: Option<DateTime<Utc>>,
+        seq: u64,
+    ) -> EventSeq<'a> {
+        EventSeq {
+            account,
+            key,
+            subject,
+            now,
+            since,
+            seq,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn emit(&mut self, kind: EventKind, title: String, text: String, data: serde_json::Value) {
+        self.seq += 1;
+        let id = format!("{}:{}:{}", self.account, self.key, self.seq);
+        let event = Event::new(
+            id,
+            kind,
+            Some(self.account.to_string()),
+            self.subject.clone(),
+            self.now,
+            title,
+            text,
+        )
+        .with_since(self.since)
+        .with_data(data);
+        self.events.push(event);
+    }
+
+    /// The sequence counter after the emitted events, and the events.
+    pub fn finish(self) -> (u64, Vec<Event>) {
+        (self.seq, self.events)
+    }
+}
+
+/// Builds the events of one machine observation.
+pub(crate) struct Emitter<'a> {
+    events: EventSeq<'a>,
     /// Hostname, or "machine N" when the machine has none.
     pub host: String,
     /// GPU model for texts ("RTX 4090"), "GPU" when unknown.
     pub gpu_name: String,
     pub now: DateTime<Utc>,
-    since: Option<DateTime<Utc>>,
-    seq: u64,
-    events: Vec<Event>,
 }
 
 impl<'a> Emitter<'a> {
@@ -457,40 +508,30 @@ impl<'a> Emitter<'a> {
         let host = hostname
             .clone()
             .unwrap_or_else(|| format!("machine {machine_id}"));
+        let subject = Subject::Machine {
+            id: machine_id,
+            name: hostname,
+        };
         Emitter {
-            account: obs.account,
-            machine_id,
-            subject: Subject::Machine {
-                id: machine_id,
-                name: hostname,
-            },
+            events: EventSeq::new(
+                obs.account,
+                format!("m{machine_id}"),
+                subject,
+                obs.now,
+                since,
+                seq,
+            ),
             host,
             gpu_name: gpu_name
                 .filter(|g| !g.trim().is_empty())
                 .unwrap_or("GPU")
                 .to_string(),
             now: obs.now,
-            since,
-            seq,
-            events: Vec::new(),
         }
     }
 
     pub fn emit(&mut self, kind: EventKind, title: String, text: String, data: serde_json::Value) {
-        self.seq += 1;
-        let id = format!("{}:m{}:{}", self.account, self.machine_id, self.seq);
-        let event = Event::new(
-            id,
-            kind,
-            Some(self.account.to_string()),
-            self.subject.clone(),
-            self.now,
-            title,
-            text,
-        )
-        .with_since(self.since)
-        .with_data(data);
-        self.events.push(event);
+        self.events.emit(kind, title, text, data);
     }
 
     /// "2x RTX 4090".
@@ -500,7 +541,7 @@ impl<'a> Emitter<'a> {
 
     /// The sequence counter after the emitted events, and the events.
     pub fn finish(self) -> (u64, Vec<Event>) {
-        (self.seq, self.events)
+        self.events.finish()
     }
 }
 
