@@ -114,10 +114,25 @@ impl MachineActor {
     /// the store has it, so a failed commit means the change is detected again next poll.
     fn run_step(
         &mut self,
-        step: impl FnOnce(Option<&MachineState>) -> (MachineState, Vec<crate::event::Event>),
+        now: DateTime<Utc>,
+        step: impl FnOnce(
+            Option<&MachineState>,
+            &Observation,
+        ) -> (MachineState, Vec<crate::event::Event>),
     ) -> ResponseActFuture<Self, Result<ObserveReport, ObserveError>> {
+        let inject_panic = self.injected_fault();
         let prev = self.state.as_ref();
-        let outcome = catch_unwind(AssertUnwindSafe(|| step(prev)));
+        let obs = Observation {
+            account: &self.account,
+            now,
+            rules: &self.rules,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            if inject_panic {
+                panic!("injected fault: detection panicked");
+            }
+            step(prev, &obs)
+        }));
         let (new_state, events) = match outcome {
             Ok(v) => v,
             Err(_) => {
@@ -182,19 +197,8 @@ impl Handler<Observe> for MachineActor {
     type Result = AtomicResponse<Self, Result<ObserveReport, ObserveError>>;
 
     fn handle(&mut self, msg: Observe, _ctx: &mut Context<Self>) -> Self::Result {
-        let account = self.account.clone();
-        let rules = self.rules.clone();
-        let inject_panic = self.injected_fault();
-        AtomicResponse::new(self.run_step(move |prev| {
-            if inject_panic {
-                panic!("injected fault: detection panicked");
-            }
-            let obs = Observation {
-                account: &account,
-                now: msg.now,
-                rules: &rules,
-            };
-            detect::observe_machine(prev, &msg.row, &obs, msg.adoption)
+        AtomicResponse::new(self.run_step(msg.now, move |prev, obs| {
+            detect::observe_machine(prev, &msg.row, obs, msg.adoption)
         }))
     }
 }
@@ -217,19 +221,8 @@ impl Handler<Missing> for MachineActor {
                 .into_actor(self),
             ));
         };
-        let account = self.account.clone();
-        let rules = self.rules.clone();
-        let inject_panic = self.injected_fault();
-        AtomicResponse::new(self.run_step(move |_prev| {
-            if inject_panic {
-                panic!("injected fault: detection panicked");
-            }
-            let obs = Observation {
-                account: &account,
-                now: msg.now,
-                rules: &rules,
-            };
-            detect::machine_missing(&prev_state, msg.lookup.as_ref(), &obs)
+        AtomicResponse::new(self.run_step(msg.now, move |_prev, obs| {
+            detect::machine_missing(&prev_state, msg.lookup.as_ref(), obs)
         }))
     }
 }
