@@ -154,6 +154,18 @@ pub fn machine_missing(
 }
 
 /// A JSON view of the machine for `startup_summary` and `status`.
+impl MachineState {
+    /// Whether `other` differs from this state only in `last_seen` (an observation that changed
+    /// nothing), so the caller may skip persisting it.
+    pub fn same_except_last_seen(&self, other: &MachineState) -> bool {
+        self.last_seen == other.last_seen
+            || MachineState {
+                last_seen: other.last_seen,
+                ..self.clone()
+            } == *other
+    }
+}
+
 pub fn machine_summary(state: &MachineState) -> Value {
     let occupied = parse_occupancy(&state.occupancy, None)
         .iter()

@@ -1135,3 +1135,21 @@ fn split_even_is_contiguous_and_larger_first() {
     );
     assert_eq!(rental::split_even(&[2, 3], 9), vec![vec![2], vec![3]]);
 }
+
+#[test]
+fn an_observation_that_changes_nothing_differs_only_in_last_seen() {
+    let mut sim = Sim::start(idle());
+    let before = sim.state().clone();
+    assert!(sim.poll(idle()).is_empty());
+    assert_ne!(before.last_seen, sim.state().last_seen);
+    assert!(
+        before.same_except_last_seen(sim.state()),
+        "a quiet poll needs no write"
+    );
+    let quiet = sim.state().clone();
+    sim.poll(json!({"timeout": 30}));
+    assert!(
+        !quiet.same_except_last_seen(sim.state()),
+        "a pending offline must be stored"
+    );
+}
