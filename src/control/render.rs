@@ -95,6 +95,38 @@ pub fn status_table(st: &StatusSnapshot) -> String {
             );
         }
     }
+    let instances: Vec<(&serde_json::Value, &serde_json::Value)> = st
+        .accounts
+        .iter()
+        .flat_map(|a| {
+            a.get("instances")
+                .and_then(|i| i.as_array())
+                .into_iter()
+                .flatten()
+                .map(move |i| (a, i))
+        })
+        .collect();
+    if !instances.is_empty() {
+        let _ = writeln!(out, "\nINSTANCES");
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<10} {:<20} {:<10} {:<10} {:<8} STATUS MESSAGE",
+            "ACCOUNT", "ID", "LABEL", "ACTUAL", "INTENDED", "BID"
+        );
+        for (a, i) in instances {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<10} {:<20} {:<10} {:<10} {:<8} {}",
+                s(a, "name"),
+                s(i, "id"),
+                s(i, "label"),
+                s(i, "actual_status"),
+                s(i, "intended_status"),
+                s(i, "is_bid"),
+                s(i, "status_msg")
+            );
+        }
+    }
     let _ = writeln!(out, "\nTARGETS");
     let _ = writeln!(
         out,
@@ -184,5 +216,29 @@ mod tests {
         assert_eq!(line("rig-1")[3], "degraded");
         assert_eq!(line("rig-2")[3], "ok");
         assert_eq!(line("log ")[6], "2");
+    }
+
+    #[test]
+    fn status_table_lists_instances_with_their_states() {
+        let st = StatusSnapshot {
+            accounts: vec![json!({
+                "name": "lab",
+                "state": "ok",
+                "machines": [],
+                "instances": [{"id": 5003, "label": "train-7", "actual_status": "running",
+                               "intended_status": "running", "is_bid": true, "status_msg": "success"}],
+            })],
+            ..StatusSnapshot::default()
+        };
+        let table = status_table(&st);
+        let row = table
+            .lines()
+            .find(|l| l.contains("train-7"))
+            .expect("an instance row");
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            ["lab", "5003", "train-7", "running", "running", "true", "success"]
+        );
+        assert!(table.contains("INSTANCES"));
     }
 }
