@@ -325,6 +325,13 @@ impl SimHandle {
         self.with(|w| w.clear_requests())
     }
 
+    /// Every request received since the last call (or since the start), and forgets them, in
+    /// one step: a long benchmark drains the record periodically so that the bounded ring
+    /// never drops a request it has not seen.
+    pub fn take_requests(&self) -> Vec<RecordedRequest> {
+        self.with(|w| w.take_requests())
+    }
+
     /// Instance writes received through the API (start, stop, label, destroy).
     pub fn writes(&self) -> Vec<WriteRecord> {
         self.with(|w| w.writes())

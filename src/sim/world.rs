@@ -926,6 +926,10 @@ impl World {
         self.requests.clear();
     }
 
+    pub(crate) fn take_requests(&mut self) -> Vec<RecordedRequest> {
+        self.requests.drain(..).collect()
+    }
+
     pub(crate) fn writes(&self) -> Vec<WriteRecord> {
         self.writes.clone()
     }
