@@ -27,6 +27,12 @@ fn benches(c: &mut Criterion) {
     g.bench_function("machine_list_50", |b| {
         b.iter(|| pipeline::decode(black_box(&bodies.quiet)))
     });
+    // The floor: parsing the same bytes while keeping nothing.
+    g.bench_function("machine_list_50_parse_only", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&bodies.quiet)).unwrap()
+        })
+    });
     g.bench_function("machine_list_50_as_json_value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&bodies.quiet)).unwrap())
     });

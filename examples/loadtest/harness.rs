@@ -100,7 +100,9 @@ impl LoadSpec {
             poll: Duration::from_secs(30),
             rate: 2.0,
             duration: Duration::from_secs(120),
-            status_every: Some(Duration::from_secs(2)),
+            // Rare enough not to weigh on the CPU figure (a 2.3 MB answer costs the daemon
+            // about 20 ms), often enough for a distribution.
+            status_every: Some(Duration::from_secs(5)),
             reload: true,
             seed: 0x10ad,
         }
@@ -184,7 +186,12 @@ pub struct LoadReport {
     pub observations_per_s: f64,
     /// Observations per CPU second of the child: the per-core rate.
     pub observations_per_cpu_s: f64,
+    /// API requests per account per minute: requests per poll times polls per minute (the
+    /// window's edges would skew a plain count at a 30 s poll).
     pub requests_per_account_per_min: f64,
+    /// Mean time between two machine-list requests of one account.
+    pub mean_poll_interval_ms: f64,
+    pub requests_per_poll: f64,
     pub requests_by_route: BTreeMap<String, f64>,
     pub changes: usize,
     pub delivered: usize,
@@ -765,14 +772,33 @@ async fn measure(
     let in_window: Vec<&Req> = log.reqs.iter().filter(|r| r.at >= t0).collect();
     let minutes = window / 60.0;
     let per_account_min = |n: usize| n as f64 / spec.accounts as f64 / minutes;
-    report.requests_per_account_per_min = per_account_min(in_window.len());
+    let lists_in_window = in_window.iter().filter(|r| r.route == "machines").count();
+    let mut gaps = Vec::new();
+    for polls in polls_by_account(&log.reqs).values() {
+        gaps.extend(polls.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()));
+    }
+    if !gaps.is_empty() && lists_in_window > 0 {
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        report.mean_poll_interval_ms = mean * 1000.0;
+        report.requests_per_poll = in_window.len() as f64 / lists_in_window as f64;
+        report.requests_per_account_per_min = report.requests_per_poll * 60.0 / mean;
+    }
     let mut by_route: BTreeMap<String, usize> = BTreeMap::new();
     for r in &in_window {
         *by_route.entry(r.route.to_string()).or_default() += 1;
     }
+    // Per route: the same per-poll scaling as the total.
+    let per_poll = |n: usize| n as f64 / lists_in_window.max(1) as f64;
     report.requests_by_route = by_route
         .into_iter()
-        .map(|(k, n)| (k, per_account_min(n)))
+        .map(|(k, n)| {
+            let v = if report.mean_poll_interval_ms > 0.0 {
+                per_poll(n) * 60_000.0 / report.mean_poll_interval_ms
+            } else {
+                per_account_min(n)
+            };
+            (k, v)
+        })
         .collect();
     let lists = in_window.iter().filter(|r| r.route == "machines").count() as u64;
     let lookups = in_window.iter().filter(|r| r.route == "machine").count() as u64;
@@ -799,6 +825,16 @@ async fn measure(
     report.delivered = matched.iter().filter(|m| m.is_some()).count();
     let mut pipeline = Vec::new();
     let mut total = Vec::new();
+    let mut trace = Vec::new();
+    let keep_trace = std::env::var_os("LOADTEST_KEEP").is_some();
+    let (now_i, now_s) = (Instant::now(), std::time::SystemTime::now());
+    let unix_ms = |t: Instant| {
+        let wall = now_s - (now_i - t);
+        wall.duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1000.0
+    };
     let by_account = polls_by_account(&log.reqs);
     for (change, index) in changes.iter().zip(&matched) {
         let Some(received) = index.map(|i| &got[i].at) else {
@@ -812,8 +848,24 @@ async fn measure(
         }) {
             if poll <= *received {
                 pipeline.push((*received - poll).as_secs_f64() * 1000.0);
+                trace.push(format!(
+                    "{{\"account\":\"{}\",\"machine\":{},\"kind\":\"{}\",\"poll_unix_ms\":{:.3},\"receipt_unix_ms\":{:.3}}}\n",
+                    change.account,
+                    change.machine,
+                    change.kind,
+                    unix_ms(poll),
+                    unix_ms(*received)
+                ));
             }
         }
+    }
+    if keep_trace {
+        // With LOADTEST_KEEP: wall-clock times of each measured pipeline, to line up with the
+        // timestamps of the daemon's log.
+        std::fs::write(
+            config.parent().unwrap_or(config).join("latency.jsonl"),
+            trace.concat(),
+        )?;
     }
     report.pipeline_latency_ms = Stats::of(pipeline);
     report.change_latency_ms = Stats::of(total);

@@ -56,7 +56,7 @@ struct LoadArgs {
     #[arg(long, global = true, default_value = "120s", value_parser = duration)]
     duration: Duration,
     /// Ask for `status` this often during the window (0: never)
-    #[arg(long, global = true, default_value = "2s", value_parser = duration)]
+    #[arg(long, global = true, default_value = "5s", value_parser = duration)]
     status_every: Duration,
     /// Skip the reload measurement
     #[arg(long, global = true)]
@@ -252,8 +252,10 @@ fn print_load(title: &str, r: &LoadReport) {
         .map(|(k, v)| format!("{k} {v:.2}"))
         .collect();
     println!(
-        "   API requests per account per minute: {:.2} ({})",
+        "   API requests per account per minute: {:.2} ({:.2} per poll, a poll every {:.1} s; {})",
         r.requests_per_account_per_min,
+        r.requests_per_poll,
+        r.mean_poll_interval_ms / 1000.0,
         routes.join(", ")
     );
     println!(

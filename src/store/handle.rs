@@ -98,7 +98,15 @@ fn flush(store: &mut Store, group: &mut Pending, latest: &watch::Sender<i64>) {
     if group.is_empty() {
         return;
     }
-    let all: Vec<Commit> = group.iter().flat_map(|(c, _)| c.iter().cloned()).collect();
+    // Move every waiting commit into one transaction (no copy of the state JSON), remembering
+    // which slice belongs to which caller for the fallback below.
+    let mut all: Vec<Commit> = Vec::with_capacity(group.iter().map(|(c, _)| c.len()).sum());
+    let mut replies = Vec::with_capacity(group.len());
+    for (commits, reply) in group.drain(..) {
+        let start = all.len();
+        all.extend(commits);
+        replies.push((start..all.len(), reply));
+    }
     match store.apply(&all, Utc::now()) {
         Ok(seq) => {
             latest.send_if_modified(|cur| {
@@ -106,14 +114,14 @@ fn flush(store: &mut Store, group: &mut Pending, latest: &watch::Sender<i64>) {
                 *cur = seq;
                 changed
             });
-            for (_, reply) in group.drain(..) {
+            for (_, reply) in replies {
                 let _ = reply.send(Ok(seq));
             }
         }
         Err(_) => {
             // Apply one by one so a single bad commit fails alone, with its own error.
-            for (commits, reply) in group.drain(..) {
-                let result = store.apply(&commits, Utc::now());
+            for (range, reply) in replies {
+                let result = store.apply(&all[range], Utc::now());
                 if let Ok(seq) = result {
                     latest.send_replace(seq);
                 }
