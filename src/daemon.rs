@@ -80,13 +80,14 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let demand = supervisor.status_demand();
         let supervisor = supervisor.start();
         // READY=1 goes out with the first status snapshot, once every account has loaded its state.
         let announce = actix::spawn(systemd::announce(status_rx.clone()));
         let watchdog = systemd::watchdog_interval().map(|every| actix::spawn(systemd::watchdog(every)));
         let control = control::serve(
             &globals.control_socket,
-            ControlContext { status: status_rx, store, supervisor: Some(supervisor.clone()) },
+            ControlContext { status: status_rx, store, supervisor: Some(supervisor.clone()), demand },
         )
         .await
         .with_context(|| format!("cannot open the control socket {}", globals.control_socket.display()))?;

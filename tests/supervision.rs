@@ -189,6 +189,15 @@ async fn scenario(dir: &Path, out: &Path) {
     )
     .with_status(status_tx);
     let metrics = sup.metrics();
+    // This test reads the snapshot directly, as the control socket would while someone runs
+    // `status`: keep it in demand so it is rebuilt every second.
+    let demand = sup.status_demand();
+    actix::spawn(async move {
+        loop {
+            demand.asked();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
     let sup = sup.start();
     wait_for(out, "startup_summary", |e| {
         e.kind.as_str() == "startup_summary"

@@ -25,8 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How often the status snapshot served by the control socket is refreshed.
+/// How often the status snapshot served by the control socket is refreshed while in demand.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// ... and when nobody asked for status in the last [`STATUS_DEMAND_WINDOW`].
+const STATUS_IDLE_EVERY: Duration = Duration::from_secs(15);
+const STATUS_DEMAND_WINDOW: Duration = Duration::from_secs(60);
 
 /// The startup summary goes out when every account has finished its first poll, or after this.
 const STARTUP_SUMMARY_DEADLINE: Duration = Duration::from_secs(60);
@@ -98,6 +101,9 @@ pub struct Supervisor {
     /// The configuration of each running target (for `notify-test`).
     target_cfgs: BTreeMap<String, TargetConfig>,
     reloading: bool,
+    /// When status was last asked for (shared with the control socket) and last published.
+    status_demand: StatusDemand,
+    last_publish: Option<tokio::time::Instant>,
     metrics: Arc<Metrics>,
     /// Events after this outbox position are counted in the metrics.
     metrics_from_seq: i64,
@@ -134,6 +140,8 @@ impl Supervisor {
             in_force: BTreeMap::new(),
             target_cfgs: BTreeMap::new(),
             reloading: false,
+            status_demand: StatusDemand::default(),
+            last_publish: None,
             metrics,
             metrics_from_seq,
         }
@@ -164,23 +172,28 @@ impl Supervisor {
         sup
     }
 
-    /// Publishes a status snapshot into `tx` every second.
+    /// Publishes status snapshots into `tx`.
     pub fn with_status(mut self, tx: watch::Sender<StatusSnapshot>) -> Supervisor {
         self.status_tx = Some(tx);
         self
     }
 
-    fn publish_status(&mut self, ctx: &mut Context<Self>) {
-        let Some(tx) = self.status_tx.clone() else {
-            return;
-        };
+    /// The handle the control socket uses to say that status is being asked for.
+    pub fn status_demand(&self) -> StatusDemand {
+        self.status_demand.clone()
+    }
+
+    /// Builds a status snapshot and publishes it; resolves once it is published.
+    fn publish_status(&mut self) -> Option<impl ActorFuture<Self, Output = ()>> {
+        let tx = self.status_tx.clone()?;
+        self.last_publish = Some(tokio::time::Instant::now());
         let accounts: Vec<Addr<AccountActor>> = self.accounts.values().cloned().collect();
         let targets: Vec<SharedTargetStatus> =
             self.notifiers.values().map(|(_, s)| s.clone()).collect();
         let store = self.store.clone();
         let started_at = self.started_at;
         let config_files = self.config_files.clone();
-        ctx.spawn(
+        Some(
             async move {
                 let max_seq = store.run(|s| s.max_seq()).await.unwrap_or(0);
                 let mut account_json = Vec::new();
@@ -210,7 +223,24 @@ impl Supervisor {
                 });
             }
             .into_actor(self),
-        );
+        )
+    }
+
+    /// Snapshots cost a walk over every machine, so they are rebuilt every second only while
+    /// someone asks for status, and every [`STATUS_IDLE_EVERY`] otherwise (for systemd's STATUS).
+    fn status_tick(&mut self, ctx: &mut Context<Self>) {
+        let asked_recently = self
+            .status_demand
+            .last_request()
+            .is_some_and(|t| t.elapsed() < STATUS_DEMAND_WINDOW);
+        let due = self
+            .last_publish
+            .is_none_or(|t| t.elapsed() >= STATUS_IDLE_EVERY);
+        if asked_recently || due {
+            if let Some(fut) = self.publish_status() {
+                ctx.spawn(fut);
+            }
+        }
     }
 
     fn start_account(&mut self, mut cfg: AccountConfig, me: Recipient<FirstPollDone>) {
@@ -297,8 +327,10 @@ impl Supervisor {
                     done.quarantined.join(", ")
                 ));
             }
+            // Counts only: per-machine detail is in `status`, and 5,000 machine summaries in
+            // one event would exceed what a webhook accepts.
             accounts.push(json!({
-                "account": done.account, "ok": done.ok, "machines": done.machines, "instances": done.instances,
+                "account": done.account, "ok": done.ok, "machines": m, "rentals": r, "instances": i,
                 "quarantined": done.quarantined,
             }));
         }
@@ -315,6 +347,8 @@ impl Supervisor {
             lines.join("\n"),
             json!({ "accounts": accounts, "machines": machines, "rentals": rentals, "instances": instances }),
         );
+        // The first polls' summaries are not needed any more.
+        self.first_polls.clear();
         let store = self.store.clone();
         actix::spawn(async move { queue_events(&store, "", vec![event]).await });
     }
@@ -373,8 +407,8 @@ impl Actor for Supervisor {
         ctx.run_later(STARTUP_SUMMARY_DEADLINE, |act, _| {
             act.send_startup_summary()
         });
-        self.publish_status(ctx);
-        ctx.run_interval(STATUS_EVERY, |act, ctx| act.publish_status(ctx));
+        self.status_tick(ctx);
+        ctx.run_interval(STATUS_EVERY, |act, ctx| act.status_tick(ctx));
     }
 }
 
@@ -595,5 +629,36 @@ impl Handler<NotifyTest> for Supervisor {
                 Err(e) => Err(format!("{} ({}): {}", cfg.name, notifier.destination(), e)),
             }
         })
+    }
+}
+
+/// Shared note of when `status` was last asked for, so snapshots are rebuilt every second only
+/// while someone is looking.
+#[derive(Clone, Default)]
+pub struct StatusDemand(Arc<std::sync::Mutex<Option<tokio::time::Instant>>>);
+
+impl StatusDemand {
+    pub fn asked(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+    }
+
+    pub fn last_request(&self) -> Option<tokio::time::Instant> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Rebuilds and publishes the status snapshot now; answers once it is published.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RefreshStatus;
+
+impl Handler<RefreshStatus> for Supervisor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: RefreshStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        match self.publish_status() {
+            Some(fut) => Box::pin(fut),
+            None => Box::pin(actix::fut::ready(())),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The daemon side of the control socket.
 
 use super::protocol::{ControlRequest, StatusSnapshot};
-use crate::actors::supervisor::{NotifyTest, Reload, Supervisor};
+use crate::actors::supervisor::{NotifyTest, RefreshStatus, Reload, StatusDemand, Supervisor};
 use crate::store::StoreHandle;
 use actix::Addr;
 use serde_json::json;
@@ -25,7 +25,14 @@ pub struct ControlContext {
     pub store: StoreHandle,
     /// For `reload` and `notify-test`; `None` answers them with an error.
     pub supervisor: Option<Addr<Supervisor>>,
+    /// Told of every `status` request (snapshots are rebuilt often only while in demand).
+    pub demand: StatusDemand,
 }
+
+/// A snapshot older than this is refreshed before answering, if that is quick.
+const STALE_SNAPSHOT: Duration = Duration::from_secs(2);
+/// How long a `status` request waits for that refresh before answering from the old snapshot.
+const REFRESH_WAIT: Duration = Duration::from_millis(80);
 
 /// Binds `path` (replacing a stale socket), sets mode 0660 and serves until the task is dropped.
 pub async fn serve(
@@ -94,6 +101,14 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
     };
     match request {
         ControlRequest::Status => {
+            let stale = ctx
+                .demand
+                .last_request()
+                .is_none_or(|t| t.elapsed() > STALE_SNAPSHOT);
+            ctx.demand.asked();
+            if let (true, Some(sup)) = (stale, &ctx.supervisor) {
+                let _ = tokio::time::timeout(REFRESH_WAIT, sup.send(RefreshStatus)).await;
+            }
             let snapshot = ctx.status.borrow().clone();
             write_line(&mut write, &json!({"ok": true, "status": snapshot})).await
         }
