@@ -103,7 +103,6 @@ pub struct Supervisor {
     reloading: bool,
     /// When status was last asked for (shared with the control socket) and last published.
     status_demand: StatusDemand,
-    last_publish: Option<tokio::time::Instant>,
     metrics: Arc<Metrics>,
     /// Events after this outbox position are counted in the metrics.
     metrics_from_seq: i64,
@@ -141,7 +140,6 @@ impl Supervisor {
             target_cfgs: BTreeMap::new(),
             reloading: false,
             status_demand: StatusDemand::default(),
-            last_publish: None,
             metrics,
             metrics_from_seq,
         }
@@ -186,7 +184,7 @@ impl Supervisor {
     /// Builds a status snapshot and publishes it; resolves once it is published.
     fn publish_status(&mut self) -> Option<impl ActorFuture<Self, Output = ()>> {
         let tx = self.status_tx.clone()?;
-        self.last_publish = Some(tokio::time::Instant::now());
+        let demand = self.status_demand.clone();
         let accounts: Vec<Addr<AccountActor>> = self.accounts.values().cloned().collect();
         let targets: Vec<SharedTargetStatus> =
             self.notifiers.values().map(|(_, s)| s.clone()).collect();
@@ -221,6 +219,7 @@ impl Supervisor {
                     targets: target_json,
                     outbox: json!({ "max_seq": max_seq }),
                 });
+                demand.published();
             }
             .into_actor(self),
         )
@@ -234,7 +233,8 @@ impl Supervisor {
             .last_request()
             .is_some_and(|t| t.elapsed() < STATUS_DEMAND_WINDOW);
         let due = self
-            .last_publish
+            .status_demand
+            .last_publish()
             .is_none_or(|t| t.elapsed() >= STATUS_IDLE_EVERY);
         if asked_recently || due {
             if let Some(fut) = self.publish_status() {
@@ -632,18 +632,37 @@ impl Handler<NotifyTest> for Supervisor {
     }
 }
 
-/// Shared note of when `status` was last asked for, so snapshots are rebuilt every second only
-/// while someone is looking.
+/// Shared note of when `status` was last asked for and when a snapshot was last published, so
+/// snapshots are rebuilt every second only while someone is looking.
 #[derive(Clone, Default)]
-pub struct StatusDemand(Arc<std::sync::Mutex<Option<tokio::time::Instant>>>);
+pub struct StatusDemand(Arc<std::sync::Mutex<DemandTimes>>);
+
+#[derive(Clone, Copy, Default)]
+struct DemandTimes {
+    requested: Option<tokio::time::Instant>,
+    published: Option<tokio::time::Instant>,
+}
 
 impl StatusDemand {
+    fn times(&self) -> std::sync::MutexGuard<'_, DemandTimes> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn asked(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+        self.times().requested = Some(tokio::time::Instant::now());
     }
 
     pub fn last_request(&self) -> Option<tokio::time::Instant> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.times().requested
+    }
+
+    fn published(&self) {
+        self.times().published = Some(tokio::time::Instant::now());
+    }
+
+    /// When the snapshot now served was built.
+    pub fn last_publish(&self) -> Option<tokio::time::Instant> {
+        self.times().published
     }
 }
 
