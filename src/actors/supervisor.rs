@@ -28,7 +28,7 @@ use tokio::sync::watch;
 /// How often the status snapshot served by the control socket is refreshed while in demand.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// ... and when nobody asked for status in the last [`STATUS_DEMAND_WINDOW`].
-const STATUS_IDLE_EVERY: Duration = Duration::from_secs(15);
+const STATUS_IDLE_EVERY: Duration = Duration::from_secs(10);
 const STATUS_DEMAND_WINDOW: Duration = Duration::from_secs(60);
 
 /// The startup summary goes out when every account has finished its first poll, or after this.
@@ -415,11 +415,15 @@ impl Actor for Supervisor {
 impl Handler<FirstPollDone> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: FirstPollDone, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: FirstPollDone, ctx: &mut Context<Self>) {
         self.awaiting_first_poll.remove(&msg.account);
         self.first_polls.push(msg);
         if self.awaiting_first_poll.is_empty() {
             self.send_startup_summary();
+            // Status (and systemd's STATUS line) shows what the first polls found right away.
+            if let Some(fut) = self.publish_status() {
+                ctx.spawn(fut);
+            }
         }
     }
 }
