@@ -641,16 +641,21 @@ impl Handler<PollTick> for AccountActor {
         let client = self.client.clone();
         let watch = self.cfg.watch;
         let fetch = async move {
-            let machines = if watch.machines {
-                Some(client.machines().await)
-            } else {
-                None
+            // Both lists at once (different endpoints, paced separately): machine events need
+            // not wait for the instance list's round trip.
+            let machines = async {
+                match watch.machines {
+                    true => Some(client.machines().await),
+                    false => None,
+                }
             };
-            let instances = if watch.instances {
-                Some(client.instances().await)
-            } else {
-                None
+            let instances = async {
+                match watch.instances {
+                    true => Some(client.instances().await),
+                    false => None,
+                }
             };
+            let (machines, instances) = futures::join!(machines, instances);
             (machines, instances, Utc::now())
         };
         // Lines the API client logs while fetching carry the account.
