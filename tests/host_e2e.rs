@@ -5,7 +5,7 @@
 
 use actix::prelude::*;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use vast_supervisor::actors::supervisor::Shutdown;
 use vast_supervisor::actors::{Supervisor, SupervisorOptions};
@@ -14,6 +14,10 @@ use vast_supervisor::event::Event;
 use vast_supervisor::sim::{Fault, FaultDuration, MachineSpec, RentalKind, SimCloud, SimHandle};
 use vast_supervisor::store::StoreHandle;
 use vast_supervisor::vast::ClientOptions;
+
+#[path = "support/events.rs"]
+mod events;
+use events::{read_events, wait_for};
 
 const POLL: Duration = Duration::from_millis(150);
 
@@ -34,34 +38,6 @@ fn account(name: &str, key: &str, sim: &SimHandle) -> AccountConfig {
     a.offline_grace = Duration::from_millis(600);
     a.stale_after_polls = 3;
     a
-}
-
-fn read_events(path: &Path) -> Vec<Event> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("file target writes event JSON"))
-        .collect()
-}
-
-/// Waits until the file holds an event matching `pred` (beyond the first `skip`), or panics.
-async fn wait_for(path: &Path, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let events = read_events(path);
-        if events.iter().any(&pred) {
-            return events;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let kinds: Vec<String> = events
-                .iter()
-                .map(|e| format!("{}:{}", e.account.clone().unwrap_or_default(), e.kind))
-                .collect();
-            panic!("timed out waiting for {what}; file holds {kinds:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// Lets a few polls pass so that a change that should produce nothing gets its chance to.

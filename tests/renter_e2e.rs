@@ -25,6 +25,10 @@ use vast_supervisor::sim::{
 use vast_supervisor::store::StoreHandle;
 use vast_supervisor::vast::{shared_http_client, ClientOptions, VastClient};
 
+#[path = "support/events.rs"]
+mod events;
+use events::{read_events, wait_for};
+
 const POLL: Duration = Duration::from_millis(150);
 
 fn fast_client() -> ClientOptions {
@@ -47,15 +51,6 @@ fn renter(name: &str, key: &str, sim: &SimHandle) -> AccountConfig {
     a.watch.machines = false;
     a.watch.instances = true;
     a
-}
-
-fn read_events(path: &Path) -> Vec<Event> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("file target writes event JSON"))
-        .collect()
 }
 
 /// Waits until `events()` holds one matching `pred`, or panics with what it holds.
@@ -86,11 +81,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-async fn wait_for(path: &Path, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
-    let path = path.to_path_buf();
-    wait_until(what, || std::future::ready(read_events(&path)), pred).await
 }
 
 fn is(e: &Event, kind: &str, instance: u64) -> bool {

@@ -21,19 +21,14 @@ use vast_supervisor::vast::ClientOptions;
 
 const POLL: Duration = Duration::from_millis(100);
 
+#[path = "support/events.rs"]
+mod events;
+use events::{read_events, wait_for};
+
 fn account(name: &str, key: &str, sim: &SimHandle) -> AccountConfig {
     let mut a = AccountConfig::with_defaults(name, key, sim.base_url());
     a.poll_interval = POLL;
     a
-}
-
-fn read_events(path: &Path) -> Vec<Event> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("file target writes event JSON"))
-        .collect()
 }
 
 fn machine_of(e: &Event) -> Option<u64> {
@@ -45,23 +40,6 @@ fn machine_of(e: &Event) -> Option<u64> {
 
 fn is_supervision(e: &Event) -> bool {
     e.data.get("reason").and_then(|r| r.as_str()) == Some("supervision")
-}
-
-async fn wait_for(path: &Path, what: &str, pred: impl Fn(&Event) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if read_events(path).iter().any(&pred) {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let seen: Vec<String> = read_events(path)
-                .iter()
-                .map(|e| format!("{:?}:{}:{:?}", e.account, e.kind, machine_of(e)))
-                .collect();
-            panic!("timed out waiting for {what}; file holds {seen:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn wait_until(what: &str, pred: impl Fn() -> bool) {

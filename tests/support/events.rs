@@ -1,0 +1,43 @@
+//! Reading what a `file://` target wrote, for end-to-end tests: the events so far, and waiting
+//! for one. Included with `#[path = "support/events.rs"] mod events;`.
+
+use std::path::Path;
+use std::time::Duration;
+use vast_supervisor::event::Event;
+
+/// Every event in the JSONL file (none if it does not exist yet).
+pub fn read_events(path: &Path) -> Vec<Event> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("file target writes event JSON"))
+        .collect()
+}
+
+/// Waits (15 s at most) until the file holds an event matching `pred`; returns every event then,
+/// or panics naming what the file holds.
+pub async fn wait_for(path: &Path, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let events = read_events(path);
+        if events.iter().any(&pred) {
+            return events;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let seen: Vec<String> = events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}:{}:{}",
+                        e.account.clone().unwrap_or_default(),
+                        e.subject.label(),
+                        e.kind
+                    )
+                })
+                .collect();
+            panic!("timed out waiting for {what}; file holds {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
