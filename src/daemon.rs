@@ -6,7 +6,7 @@
 use crate::actors::supervisor::{AccountOverrides, Reload, Shutdown};
 use crate::actors::{Supervisor, SupervisorOptions};
 use crate::config::{self, LoadedConfig};
-use crate::control::{self, ControlContext, StatusSnapshot};
+use crate::control::{self, ControlContext, PublishedStatus};
 use crate::store::StoreHandle;
 use crate::systemd;
 use crate::vast::ClientOptions;
@@ -68,7 +68,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             },
             ..SupervisorOptions::default()
         };
-        let (status_tx, status_rx) = tokio::sync::watch::channel(StatusSnapshot::default());
+        let (status_tx, status_rx) = tokio::sync::watch::channel(PublishedStatus::default());
         let supervisor = Supervisor::from_config(&loaded, store.clone(), sup_opts).with_status(status_tx);
         let metrics_server = match globals.http_listen {
             Some(addr) => {

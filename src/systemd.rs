@@ -3,7 +3,7 @@
 //! STOPPING on shutdown, and WATCHDOG pings when `WatchdogSec=` is set. Every function is a no-op
 //! when `NOTIFY_SOCKET` is not set (not started by systemd). Owns the notify protocol only.
 
-use crate::control::StatusSnapshot;
+use crate::control::{PublishedStatus, StatusCounts};
 use sd_notify::NotifyState;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -45,29 +45,14 @@ pub fn notify_status(line: &str) {
 }
 
 /// The one-line summary, e.g. "3 accounts, 42 machines, 0 targets failing".
-pub fn status_line(snapshot: &StatusSnapshot) -> String {
-    let count = |v: &serde_json::Value, key: &str| {
-        v.get(key).and_then(|m| m.as_array()).map_or(0, |m| m.len())
-    };
-    let state = |v: &serde_json::Value| {
-        v.get("state")
-            .and_then(|s| s.as_str())
-            .unwrap_or("ok")
-            .to_string()
-    };
-    let accounts = snapshot.accounts.len();
-    let machines: usize = snapshot.accounts.iter().map(|a| count(a, "machines")).sum();
-    let instances: usize = snapshot
-        .accounts
-        .iter()
-        .map(|a| count(a, "instances"))
-        .sum();
-    let troubled = snapshot
-        .accounts
-        .iter()
-        .filter(|a| state(a) != "ok")
-        .count();
-    let failing = snapshot.targets.iter().filter(|t| state(t) != "ok").count();
+pub fn status_line(counts: &StatusCounts) -> String {
+    let StatusCounts {
+        accounts,
+        accounts_not_ok: troubled,
+        machines,
+        instances,
+        targets_failing: failing,
+    } = *counts;
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut line = plural(accounts, "account", "accounts");
@@ -88,15 +73,15 @@ pub fn status_line(snapshot: &StatusSnapshot) -> String {
 /// Sends READY=1 once the first status snapshot is published (by then every account actor has
 /// loaded its stored state and answered), then keeps STATUS= current. Resolves when the snapshot
 /// channel closes.
-pub async fn announce(mut status: watch::Receiver<StatusSnapshot>) {
+pub async fn announce(mut status: watch::Receiver<PublishedStatus>) {
     if status.changed().await.is_err() {
         return;
     }
-    let mut last = status_line(&status.borrow_and_update());
+    let mut last = status_line(&status.borrow_and_update().counts);
     send(&[NotifyState::Ready, NotifyState::Status(&last)]);
     tracing::info!(status = %last, "ready");
     while status.changed().await.is_ok() {
-        let line = status_line(&status.borrow_and_update());
+        let line = status_line(&status.borrow_and_update().counts);
         if line != last {
             notify_status(&line);
             last = line;
@@ -138,7 +123,6 @@ pub async fn watchdog(every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn watchdog_interval_is_half_the_timeout_for_this_process_only() {
@@ -158,26 +142,28 @@ mod tests {
 
     #[test]
     fn status_line_summarises_the_snapshot() {
-        let mut snap = StatusSnapshot {
-            accounts: vec![
-                json!({"name": "a", "state": "ok", "machines": [{}, {}], "instances": []}),
-                json!({"name": "b", "state": "stale", "machines": [{}], "instances": [{}]}),
-            ],
-            targets: vec![json!({"state": "ok"}), json!({"state": "retrying"})],
-            ..StatusSnapshot::default()
+        let mut counts = StatusCounts {
+            accounts: 2,
+            accounts_not_ok: 1,
+            machines: 3,
+            instances: 1,
+            targets_failing: 1,
         };
         assert_eq!(
-            status_line(&snap),
+            status_line(&counts),
             "2 accounts (1 not ok), 3 machines, 1 instance, 1 target failing"
         );
-        snap.accounts.truncate(1);
-        snap.targets.truncate(1);
+        counts = StatusCounts {
+            accounts: 1,
+            machines: 2,
+            ..StatusCounts::default()
+        };
         assert_eq!(
-            status_line(&snap),
+            status_line(&counts),
             "1 account, 2 machines, 0 targets failing"
         );
         assert_eq!(
-            status_line(&StatusSnapshot::default()),
+            status_line(&StatusCounts::default()),
             "0 accounts, 0 machines, 0 targets failing"
         );
     }

@@ -645,7 +645,7 @@ fn summary_shows_the_instance() {
         base(json!({"actual_status": "exited", "status_msg": "Error: x"})),
         30,
     );
-    let v = instance_summary(r.state());
+    let v = serde_json::to_value(instance_summary(r.state())).unwrap();
     assert_eq!(v["id"], 5003);
     assert_eq!(v["label"], "train-7");
     assert_eq!(v["phase"], "halted");

@@ -12,7 +12,7 @@ use vast_supervisor::actors::supervision::{FaultInjection, InjectedFault, Restar
 use vast_supervisor::actors::supervisor::Shutdown;
 use vast_supervisor::actors::{Supervisor, SupervisorOptions};
 use vast_supervisor::config::{AccountConfig, TargetConfig, TargetUrl};
-use vast_supervisor::control::StatusSnapshot;
+use vast_supervisor::control::{PublishedStatus, StatusSnapshot};
 use vast_supervisor::event::{Event, Subject};
 use vast_supervisor::metrics::Metrics;
 use vast_supervisor::sim::{MachineSpec, RentalKind, SimCloud, SimHandle};
@@ -53,9 +53,11 @@ async fn wait_until(what: &str, pred: impl Fn() -> bool) {
     }
 }
 
-fn account_status(status: &watch::Receiver<StatusSnapshot>, name: &str) -> serde_json::Value {
-    status
-        .borrow()
+fn account_status(status: &watch::Receiver<PublishedStatus>, name: &str) -> serde_json::Value {
+    let json = status.borrow().json.clone();
+    let snapshot: StatusSnapshot =
+        serde_json::from_str(&json).expect("the published status is JSON");
+    snapshot
         .accounts
         .iter()
         .find(|a| a["name"] == name)
@@ -155,7 +157,7 @@ async fn scenario(dir: &Path, out: &Path) {
         fault_injection: Some(faults.clone()),
         ..SupervisorOptions::default()
     };
-    let (status_tx, status) = watch::channel(StatusSnapshot::default());
+    let (status_tx, status) = watch::channel(PublishedStatus::default());
     let sup = Supervisor::new(
         vec![
             account("acme", "KEY-ACME-123", &sim),

@@ -182,7 +182,7 @@ pub fn run(
         spent[2] += t.elapsed();
 
         let t = Instant::now();
-        let summaries: Vec<serde_json::Value> =
+        let summaries: Vec<detect::MachineSummary> =
             states.iter().map(detect::machine_summary).collect();
         std::hint::black_box(summaries);
         spent[3] += t.elapsed();

@@ -17,10 +17,10 @@ use super::machine::{MachineActor, Missing, Observe, ObserveReport};
 use super::supervision::RestartLog;
 use super::{account_event, queue_events};
 use crate::config::AccountConfig;
-use crate::detect::instance::{InstanceAdoption, InstanceRules};
+use crate::detect::instance::{InstanceAdoption, InstanceRules, InstanceSummary};
 use crate::detect::logs::compile_rules;
 use crate::detect::money::{self, CreditState, DigestState};
-use crate::detect::{Adoption, MachineRules, MachineState};
+use crate::detect::{Adoption, MachineRules, MachineState, MachineSummary};
 use crate::event::{Event, EventKind};
 use crate::store::{Commit, StoreHandle};
 use crate::vast::{Instance, Machine, VastClient, VastError};
@@ -82,8 +82,9 @@ pub struct AccountRecord {
 pub struct FirstPollDone {
     pub account: String,
     pub ok: bool,
-    pub machines: Vec<serde_json::Value>,
-    pub instances: Vec<serde_json::Value>,
+    pub machines: usize,
+    pub rentals: usize,
+    pub instances: usize,
     /// Subjects whose stored state was unreadable and was set aside ("machine 12345").
     pub quarantined: Vec<String>,
 }
@@ -110,8 +111,8 @@ pub struct AccountActor {
     last_credit_check: Option<tokio::time::Instant>,
     local_clock: LocalClock,
     /// The latest summary of each machine and instance, for status.
-    summaries: BTreeMap<u64, serde_json::Value>,
-    instance_summaries: BTreeMap<u64, serde_json::Value>,
+    summaries: BTreeMap<u64, Arc<MachineSummary>>,
+    instance_summaries: BTreeMap<u64, Arc<InstanceSummary>>,
     quarantined: Vec<String>,
     /// Metrics and supervision hooks (see `ops`).
     ops: AccountOps,
@@ -324,8 +325,8 @@ impl AccountActor {
         .map(move |(reports, gone, outcomes, restored), act, ctx| {
             act.gone_machines.extend(gone);
             for r in reports {
-                if !r.summary.is_null() {
-                    act.summaries.insert(r.machine_id, r.summary);
+                if let Some(summary) = r.summary {
+                    act.summaries.insert(r.machine_id, summary);
                 }
             }
             act.supervise_machines(outcomes, restored, now, ctx);
@@ -370,7 +371,8 @@ impl AccountActor {
             let (ids, futs): (Vec<u64>, Vec<_>) = observes.into_iter().unzip();
             for (id, r) in ids.into_iter().zip(join_all(futs).await) {
                 match r {
-                    Ok(Ok(summary)) => summaries.push((id, summary)),
+                    Ok(Ok(Some(summary))) => summaries.push((id, summary)),
+                    Ok(Ok(None)) => {}
                     Ok(Err(e)) => tracing::error!(account = %account, instance = id, error = %e, "observation failed"),
                     Err(e) => tracing::error!(account = %account, instance = id, error = %e, "instance actor unreachable"),
                 }
@@ -382,7 +384,7 @@ impl AccountActor {
                         if lookup.is_none() {
                             gone.push(id);
                         }
-                        if let Ok(Ok(summary)) = addr.send(InstanceMissing { lookup, now }).await {
+                        if let Ok(Ok(Some(summary))) = addr.send(InstanceMissing { lookup, now }).await {
                             summaries.push((id, summary));
                         }
                     }
@@ -394,11 +396,7 @@ impl AccountActor {
         .into_actor(self)
         .map(|(summaries, gone), act, _ctx| {
             act.gone_instances.extend(gone);
-            for (id, s) in summaries {
-                if !s.is_null() {
-                    act.instance_summaries.insert(id, s);
-                }
-            }
+            act.instance_summaries.extend(summaries);
         })
     }
 
@@ -423,15 +421,7 @@ impl AccountActor {
         let names: BTreeMap<u64, String> = self
             .summaries
             .iter()
-            .map(|(id, s)| {
-                (
-                    *id,
-                    s.get("hostname")
-                        .and_then(|h| h.as_str())
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            })
+            .map(|(id, s)| (*id, s.hostname.clone().unwrap_or_default()))
             .collect();
         let store = self.store.clone();
         async move {
@@ -562,8 +552,9 @@ impl AccountActor {
             sup.do_send(FirstPollDone {
                 account: self.cfg.name.clone(),
                 ok,
-                machines: self.summaries.values().cloned().collect(),
-                instances: self.instance_summaries.values().cloned().collect(),
+                machines: self.summaries.len(),
+                rentals: self.summaries.values().map(|s| s.rentals.len()).sum(),
+                instances: self.instance_summaries.len(),
                 quarantined: self.quarantined.clone(),
             });
         }
@@ -599,7 +590,8 @@ impl Actor for AccountActor {
                 Ok(((machines, bad_m), (instances, bad_i), (record, bad_a))) => {
                     for (id, state) in machines {
                         if let Ok(id) = id.parse::<u64>() {
-                            act.summaries.insert(id, crate::detect::machine_summary(&state));
+                            act.summaries
+                                .insert(id, Arc::new(crate::detect::machine_summary(&state)));
                             act.spawn_machine(id, Some(state));
                         }
                     }
@@ -750,8 +742,8 @@ pub struct AccountStatus {
     pub consecutive_failures: u32,
     pub last_error: Option<String>,
     pub last_poll: Option<DateTime<Utc>>,
-    pub machines: Vec<serde_json::Value>,
-    pub instances: Vec<serde_json::Value>,
+    pub machines: Vec<Arc<MachineSummary>>,
+    pub instances: Vec<Arc<InstanceSummary>>,
     pub api_requests: BTreeMap<&'static str, u64>,
     /// Subjects whose stored state was unreadable at start-up and was set aside.
     pub quarantined: Vec<String>,

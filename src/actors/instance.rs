@@ -5,7 +5,9 @@
 //! together; the new state is adopted only after the commit.
 
 use crate::config::LogAction;
-use crate::detect::instance::{self as core, InstanceAdoption, InstanceRules, InstanceState};
+use crate::detect::instance::{
+    self as core, InstanceAdoption, InstanceRules, InstanceState, InstanceSummary,
+};
 use crate::detect::logs::{self, CompiledLogRule, LogCursor};
 use crate::event::Event;
 use crate::store::{Commit, StoreHandle};
@@ -96,7 +98,7 @@ impl InstanceActor {
         &mut self,
         record: InstanceRecord,
         events: Vec<Event>,
-    ) -> ResponseActFuture<Self, Result<serde_json::Value, String>> {
+    ) -> ResponseActFuture<Self, Result<Option<Arc<InstanceSummary>>, String>> {
         let json = match serde_json::to_string(&record) {
             Ok(j) => j,
             Err(e) => return Box::pin(async move { Err(e.to_string()) }.into_actor(self)),
@@ -117,7 +119,7 @@ impl InstanceActor {
                 .into_actor(self)
                 .map(move |result, act, _| match result {
                     Ok(_) => {
-                        let summary = core::instance_summary(&record.state);
+                        let summary = Some(Arc::new(core::instance_summary(&record.state)));
                         act.record = Some(record);
                         Ok(summary)
                     }
@@ -130,7 +132,7 @@ impl InstanceActor {
         &mut self,
         f: impl FnOnce(Option<&InstanceState>) -> (InstanceState, Vec<Event>),
         adopted: bool,
-    ) -> ResponseActFuture<Self, Result<serde_json::Value, String>> {
+    ) -> ResponseActFuture<Self, Result<Option<Arc<InstanceSummary>>, String>> {
         let prev = self.record.as_ref().map(|r| &r.state);
         let (state, events) = match catch_unwind(AssertUnwindSafe(|| f(prev))) {
             Ok(v) => v,
@@ -174,7 +176,7 @@ impl Actor for InstanceActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<serde_json::Value, String>")]
+#[rtype(result = "Result<Option<Arc<InstanceSummary>>, String>")]
 pub struct ObserveInstance {
     pub row: Instance,
     pub now: DateTime<Utc>,
@@ -182,14 +184,14 @@ pub struct ObserveInstance {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<serde_json::Value, String>")]
+#[rtype(result = "Result<Option<Arc<InstanceSummary>>, String>")]
 pub struct InstanceMissing {
     pub lookup: Option<Instance>,
     pub now: DateTime<Utc>,
 }
 
 impl Handler<ObserveInstance> for InstanceActor {
-    type Result = AtomicResponse<Self, Result<serde_json::Value, String>>;
+    type Result = AtomicResponse<Self, Result<Option<Arc<InstanceSummary>>, String>>;
 
     fn handle(&mut self, msg: ObserveInstance, _ctx: &mut Context<Self>) -> Self::Result {
         let account = self.account.clone();
@@ -212,13 +214,11 @@ impl Handler<ObserveInstance> for InstanceActor {
 }
 
 impl Handler<InstanceMissing> for InstanceActor {
-    type Result = AtomicResponse<Self, Result<serde_json::Value, String>>;
+    type Result = AtomicResponse<Self, Result<Option<Arc<InstanceSummary>>, String>>;
 
     fn handle(&mut self, msg: InstanceMissing, _ctx: &mut Context<Self>) -> Self::Result {
         let Some(prev) = self.record.as_ref().map(|r| r.state.clone()) else {
-            return AtomicResponse::new(Box::pin(
-                async { Ok(serde_json::Value::Null) }.into_actor(self),
-            ));
+            return AtomicResponse::new(Box::pin(async { Ok(None) }.into_actor(self)));
         };
         let account = self.account.clone();
         let settings = self.settings.clone();

@@ -6,7 +6,7 @@
 //! (`account::ops`).
 
 use super::supervision::{FaultInjection, InjectedFault};
-use crate::detect::{self, Adoption, MachineRules, MachineState, Observation};
+use crate::detect::{self, Adoption, MachineRules, MachineState, MachineSummary, Observation};
 use crate::store::{Commit, StoreHandle};
 use crate::vast::Machine;
 use actix::prelude::*;
@@ -76,8 +76,8 @@ impl Actor for MachineActor {
 pub struct ObserveReport {
     pub machine_id: u64,
     pub events: usize,
-    /// The machine's summary after the observation; `Null` when nothing changed.
-    pub summary: serde_json::Value,
+    /// The machine's summary after the observation; `None` when nothing changed.
+    pub summary: Option<Arc<MachineSummary>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,11 +104,6 @@ pub struct Missing {
     pub lookup: Option<Machine>,
     pub now: DateTime<Utc>,
 }
-
-/// The machine's current summary (for status and the startup summary).
-#[derive(Message)]
-#[rtype(result = "Option<serde_json::Value>")]
-pub struct Summary;
 
 impl MachineActor {
     /// Runs `step` (the pure core), then commits its result; the new state is adopted only once
@@ -157,7 +152,7 @@ impl MachineActor {
             let report = ObserveReport {
                 machine_id,
                 events: 0,
-                summary: serde_json::Value::Null,
+                summary: None,
             };
             return Box::pin(async move { Ok(report) }.into_actor(self));
         }
@@ -194,7 +189,7 @@ impl MachineActor {
                 .into_actor(self)
                 .map(move |result, act, _ctx| match result {
                     Ok(_) => {
-                        let summary = detect::machine_summary(&new_state);
+                        let summary = Some(Arc::new(detect::machine_summary(&new_state)));
                         act.state = Some(new_state);
                         Ok(ObserveReport {
                             machine_id: machine,
@@ -233,7 +228,7 @@ impl Handler<Missing> for MachineActor {
                     Ok(ObserveReport {
                         machine_id,
                         events: 0,
-                        summary: serde_json::Value::Null,
+                        summary: None,
                     })
                 }
                 .into_actor(self),
@@ -242,13 +237,5 @@ impl Handler<Missing> for MachineActor {
         AtomicResponse::new(self.run_step(msg.now, move |_prev, obs| {
             detect::machine_missing(&prev_state, msg.lookup.as_ref(), obs)
         }))
-    }
-}
-
-impl Handler<Summary> for MachineActor {
-    type Result = Option<serde_json::Value>;
-
-    fn handle(&mut self, _msg: Summary, _ctx: &mut Context<Self>) -> Self::Result {
-        self.state.as_ref().map(detect::machine_summary)
     }
 }

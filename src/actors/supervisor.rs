@@ -10,7 +10,7 @@ use super::reload::{self, ReloadReport};
 use super::supervision::{FaultInjection, RestartPolicy};
 use super::{queue_events, supervisor_event};
 use crate::config::{self, AccountConfig, FileConfig, LoadedConfig, TargetConfig};
-use crate::control::StatusSnapshot;
+use crate::control::{PublishedStatus, StatusCounts, StatusSnapshot};
 use crate::event::EventKind;
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
@@ -92,7 +92,7 @@ pub struct Supervisor {
     first_polls: Vec<FirstPollDone>,
     summary_sent: bool,
     started_at: DateTime<Utc>,
-    status_tx: Option<watch::Sender<StatusSnapshot>>,
+    status_tx: Option<watch::Sender<PublishedStatus>>,
     config_files: Vec<serde_json::Value>,
     /// Where reloads read from (`None`: started without files, reload unavailable).
     config_dir: Option<PathBuf>,
@@ -171,7 +171,7 @@ impl Supervisor {
     }
 
     /// Publishes status snapshots into `tx`.
-    pub fn with_status(mut self, tx: watch::Sender<StatusSnapshot>) -> Supervisor {
+    pub fn with_status(mut self, tx: watch::Sender<PublishedStatus>) -> Supervisor {
         self.status_tx = Some(tx);
         self
     }
@@ -194,13 +194,13 @@ impl Supervisor {
         Some(
             async move {
                 let max_seq = store.run(|s| s.max_seq()).await.unwrap_or(0);
-                let mut account_json = Vec::new();
+                let mut account_status = Vec::new();
                 for a in accounts {
                     if let Ok(st) = a.send(GetAccountStatus).await {
-                        account_json.push(serde_json::to_value(st).unwrap_or_default());
+                        account_status.push(st);
                     }
                 }
-                let target_json = targets
+                let target_json: Vec<serde_json::Value> = targets
                     .iter()
                     .map(|t| {
                         let t = t.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -209,16 +209,45 @@ impl Supervisor {
                         v
                     })
                     .collect();
+                let not_ok = |state: Option<&str>| state.is_some_and(|s| s != "ok");
+                let counts = StatusCounts {
+                    accounts: account_status.len(),
+                    accounts_not_ok: account_status
+                        .iter()
+                        .filter(|a| not_ok(Some(a.state)))
+                        .count(),
+                    machines: account_status.iter().map(|a| a.machines.len()).sum(),
+                    instances: account_status.iter().map(|a| a.instances.len()).sum(),
+                    targets_failing: target_json
+                        .iter()
+                        .filter(|t| not_ok(t.get("state").and_then(|s| s.as_str())))
+                        .count(),
+                };
                 let now = Utc::now();
-                tx.send_replace(StatusSnapshot {
+                let snapshot = StatusSnapshot {
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     started_at: started_at.to_rfc3339(),
                     uptime_seconds: (now - started_at).num_seconds().max(0) as u64,
                     config_files,
-                    accounts: account_json,
+                    accounts: account_status,
                     targets: target_json,
                     outbox: json!({ "max_seq": max_seq }),
-                });
+                };
+                // Serialized once here (off the actor thread: it is megabytes at the density
+                // target); every `status` request then copies bytes.
+                let json = tokio::task::spawn_blocking(move || serde_json::to_string(&snapshot))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                match json {
+                    Ok(json) => {
+                        tx.send_replace(PublishedStatus {
+                            json: json.into(),
+                            counts,
+                        });
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot serialize the status snapshot"),
+                }
                 demand.published();
             }
             .into_actor(self),
@@ -294,17 +323,7 @@ impl Supervisor {
         let mut lines = Vec::new();
         let mut accounts = Vec::new();
         for done in &self.first_polls {
-            let m = done.machines.len();
-            let r: usize = done
-                .machines
-                .iter()
-                .map(|s| {
-                    s.get("rentals")
-                        .and_then(|r| r.as_array())
-                        .map_or(0, |a| a.len())
-                })
-                .sum();
-            let i = done.instances.len();
+            let (m, r, i) = (done.machines, done.rentals, done.instances);
             machines += m;
             rentals += r;
             instances += i;
@@ -347,7 +366,6 @@ impl Supervisor {
             lines.join("\n"),
             json!({ "accounts": accounts, "machines": machines, "rentals": rentals, "instances": instances }),
         );
-        // The first polls' summaries are not needed any more.
         self.first_polls.clear();
         let store = self.store.clone();
         actix::spawn(async move { queue_events(&store, "", vec![event]).await });

@@ -12,5 +12,5 @@ pub mod render;
 mod server;
 
 pub use client::{request, ClientError};
-pub use protocol::{ControlRequest, StatusSnapshot};
+pub use protocol::{ControlRequest, PublishedStatus, StatusCounts, StatusSnapshot};
 pub use server::{serve, ControlContext};

@@ -1,6 +1,6 @@
 //! The daemon side of the control socket.
 
-use super::protocol::{ControlRequest, StatusSnapshot};
+use super::protocol::{ControlRequest, PublishedStatus};
 use crate::actors::supervisor::{NotifyTest, RefreshStatus, Reload, StatusDemand, Supervisor};
 use crate::store::StoreHandle;
 use actix::Addr;
@@ -21,7 +21,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// What the server answers from.
 #[derive(Clone)]
 pub struct ControlContext {
-    pub status: watch::Receiver<StatusSnapshot>,
+    pub status: watch::Receiver<PublishedStatus>,
     pub store: StoreHandle,
     /// For `reload` and `notify-test`; `None` answers them with an error.
     pub supervisor: Option<Addr<Supervisor>>,
@@ -109,8 +109,11 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
             if let (true, Some(sup)) = (stale, &ctx.supervisor) {
                 let _ = tokio::time::timeout(REFRESH_WAIT, sup.send(RefreshStatus)).await;
             }
-            let snapshot = ctx.status.borrow().clone();
-            write_line(&mut write, &json!({"ok": true, "status": snapshot})).await
+            // The snapshot is already JSON: wrap it without parsing it again.
+            let snapshot = ctx.status.borrow().json.clone();
+            let reply = format!("{{\"ok\":true,\"status\":{snapshot}}}\n");
+            write.write_all(reply.as_bytes()).await?;
+            write.flush().await
         }
         ControlRequest::Reload => {
             let Some(sup) = ctx.supervisor else {

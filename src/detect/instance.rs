@@ -363,28 +363,52 @@ pub fn instance_missing(
 }
 
 /// A JSON view of the instance for `startup_summary` and `status`.
-pub fn instance_summary(state: &InstanceState) -> Value {
-    json!({
-        "id": state.id,
-        "label": state.label,
-        "phase": state.phase.as_str(),
-        "actual_status": state.actual_status,
-        "intended_status": state.intended_status,
-        "cur_state": state.cur_state,
-        "is_bid": state.is_bid,
-        "status_msg": state.status_msg,
-        "error": state.error_alerted,
-        "stuck": state.stuck_alerted,
-        "running_since": state.running_since,
-        "not_running_since": state.not_running_since,
-        "destroyed": state.destroyed,
-        "machine_id": state.machine_id,
-        "gpu_name": state.gpu_name,
-        "num_gpus": state.num_gpus,
-        "dph_total": state.dph_total,
-        "first_seen": state.first_seen,
-        "last_seen": state.last_seen,
-    })
+/// An instance as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceSummary {
+    pub id: u64,
+    pub label: Option<String>,
+    pub phase: &'static str,
+    pub actual_status: Option<String>,
+    pub intended_status: Option<String>,
+    pub cur_state: Option<String>,
+    pub is_bid: bool,
+    pub status_msg: Option<String>,
+    pub error: Option<String>,
+    pub stuck: bool,
+    pub running_since: Option<DateTime<Utc>>,
+    pub not_running_since: Option<DateTime<Utc>>,
+    pub destroyed: bool,
+    pub machine_id: Option<u64>,
+    pub gpu_name: Option<String>,
+    pub num_gpus: Option<f64>,
+    pub dph_total: Option<f64>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+pub fn instance_summary(state: &InstanceState) -> InstanceSummary {
+    InstanceSummary {
+        id: state.id,
+        label: state.label.clone(),
+        phase: state.phase.as_str(),
+        actual_status: state.actual_status.clone(),
+        intended_status: state.intended_status.clone(),
+        cur_state: state.cur_state.clone(),
+        is_bid: state.is_bid,
+        status_msg: state.status_msg.clone(),
+        error: state.error_alerted.clone(),
+        stuck: state.stuck_alerted,
+        running_since: state.running_since,
+        not_running_since: state.not_running_since,
+        destroyed: state.destroyed,
+        machine_id: state.machine_id,
+        gpu_name: state.gpu_name.clone(),
+        num_gpus: state.num_gpus,
+        dph_total: state.dph_total,
+        first_seen: state.first_seen,
+        last_seen: state.last_seen,
+    }
 }
 
 /// Copies the facts of a row into the state; nulls keep what was known where a null carries no

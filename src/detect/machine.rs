@@ -5,7 +5,7 @@
 //! added/removed, adoption) and drives the rental diff of [`super::rental`]. Pure: time comes from
 //! the [`Observation`], nothing is read or written outside the values passed in.
 
-use super::rental::{parse_clients, PollInput, RentalBook, RentalStatus};
+use super::rental::{parse_clients, PollInput, RentalBook, RentalStatus, RentalSummary};
 use super::{
     finite_non_negative, fmt_seconds, format_occupancy, parse_occupancy, quantize, round6,
     seconds_between, Adoption, Counters, Emitter, Observation, Rates,
@@ -166,35 +166,56 @@ impl MachineState {
     }
 }
 
-pub fn machine_summary(state: &MachineState) -> Value {
+/// A machine as `status` shows it: small and typed, because the account actors keep one per
+/// machine (5,000 at the density target) and every status snapshot serializes all of them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MachineSummary {
+    pub machine_id: u64,
+    pub hostname: Option<String>,
+    pub gpu_name: Option<String>,
+    pub gpus_total: u32,
+    pub gpus_occupied: usize,
+    pub rentals_running: usize,
+    pub rentals_stored: usize,
+    pub rentals: Vec<RentalSummary>,
+    pub offline: bool,
+    pub offline_pending: bool,
+    pub error: Option<String>,
+    pub listed: Option<bool>,
+    pub verification: Option<String>,
+    pub removed: bool,
+    pub last_seen: DateTime<Utc>,
+}
+
+pub fn machine_summary(state: &MachineState) -> MachineSummary {
     let occupied = parse_occupancy(&state.occupancy, None)
         .iter()
         .filter(|s| s.is_some())
         .count();
-    let rentals: Vec<Value> = state.rentals.rentals.iter().map(|r| r.summary()).collect();
+    let rentals: Vec<RentalSummary> = state.rentals.rentals.iter().map(|r| r.summary()).collect();
     let running = state
         .rentals
         .rentals
         .iter()
         .filter(|r| r.status == RentalStatus::Running)
         .count();
-    json!({
-        "machine_id": state.machine_id,
-        "hostname": state.hostname,
-        "gpu_name": state.gpu_name,
-        "gpus_total": state.num_gpus,
-        "gpus_occupied": occupied,
-        "rentals_running": running,
-        "rentals_stored": rentals.len() - running,
-        "rentals": rentals,
-        "offline": state.is_offline(),
-        "offline_pending": state.offline.pending_since.is_some() && !state.is_offline(),
-        "error": state.error.alerted,
-        "listed": state.listed,
-        "verification": state.verification,
-        "removed": state.removed,
-        "last_seen": state.last_seen,
-    })
+    MachineSummary {
+        machine_id: state.machine_id,
+        hostname: state.hostname.clone(),
+        gpu_name: state.gpu_name.clone(),
+        gpus_total: state.num_gpus,
+        gpus_occupied: occupied,
+        rentals_running: running,
+        rentals_stored: rentals.len() - running,
+        rentals,
+        offline: state.is_offline(),
+        offline_pending: state.offline.pending_since.is_some() && !state.is_offline(),
+        error: state.error.alerted.clone(),
+        listed: state.listed,
+        verification: state.verification.clone(),
+        removed: state.removed,
+        last_seen: state.last_seen,
+    }
 }
 
 fn emitter_for<'a>(
@@ -265,7 +286,7 @@ fn first_sight(
         s.rental_baseline = true;
     }
     if adoption == Adoption::Running {
-        let summary = machine_summary(&s);
+        let summary = serde_json::to_value(machine_summary(&s)).unwrap_or_default();
         let text = format!(
             "{} ({}): {}, {} rental(s) in progress",
             em.host,

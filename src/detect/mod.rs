@@ -109,9 +109,10 @@ pub mod logs;
 pub mod money;
 
 pub use machine::{
-    machine_missing, machine_summary, observe_machine, ErrorState, MachineState, OfflineState,
+    machine_missing, machine_summary, observe_machine, ErrorState, MachineState, MachineSummary,
+    OfflineState,
 };
-pub use rental::{GpuSegment, Rental, RentalBook, RentalStatus, StorageSegment};
+pub use rental::{GpuSegment, Rental, RentalBook, RentalStatus, RentalSummary, StorageSegment};
 
 use crate::config::AccountConfig;
 use crate::event::{Event, EventKind, Subject};

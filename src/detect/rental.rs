@@ -175,19 +175,32 @@ impl Rental {
         m
     }
 
-    /// A short JSON view for summaries.
-    pub fn summary(&self) -> Value {
-        json!({
-            "id": self.id,
-            "gpus": self.gpus,
-            "gpu_type": self.gpu_type.as_str(),
-            "status": self.status.as_str(),
-            "adopted": self.adopted,
-            "storage_gb": round6(self.storage_gb),
-            "rate_per_gpu_hour": round6(self.rate_per_gpu_hour),
-            "started": self.started,
-        })
+    /// The short view `status` shows.
+    pub fn summary(&self) -> RentalSummary {
+        RentalSummary {
+            id: self.id.clone(),
+            gpus: self.gpus.clone(),
+            gpu_type: self.gpu_type.as_str(),
+            status: self.status.as_str(),
+            adopted: self.adopted,
+            storage_gb: round6(self.storage_gb),
+            rate_per_gpu_hour: round6(self.rate_per_gpu_hour),
+            started: self.started,
+        }
     }
+}
+
+/// A rental as `status` and `machine_added` show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RentalSummary {
+    pub id: String,
+    pub gpus: Vec<u32>,
+    pub gpu_type: &'static str,
+    pub status: &'static str,
+    pub adopted: bool,
+    pub storage_gb: f64,
+    pub rate_per_gpu_hour: f64,
+    pub started: DateTime<Utc>,
 }
 
 /// GPU indices and storage that `clients` names for one contract (its shape is undocumented).

@@ -665,7 +665,7 @@ fn first_start_adopts_running_and_stored_rentals_silently() {
         ]
     );
     assert_eq!(s.event_seq, 0);
-    let v = machine_summary(s);
+    let v = serde_json::to_value(machine_summary(s)).unwrap();
     assert_eq!(v["gpus_total"], 4);
     assert_eq!(v["gpus_occupied"], 3);
     assert_eq!(v["rentals_running"], 2);

@@ -269,10 +269,8 @@ impl AccountActor {
         let name = self
             .summaries
             .get(&id)
-            .and_then(|s| s.get("hostname"))
-            .and_then(|h| h.as_str())
-            .filter(|h| !h.is_empty())
-            .map(str::to_string);
+            .and_then(|s| s.hostname.clone())
+            .filter(|h| !h.is_empty());
         let subject = Subject::Machine { id, name };
         let title = format!("Monitoring of {} {what}", subject.label());
         let account = &self.cfg.name;
