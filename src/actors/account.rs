@@ -34,6 +34,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Credit changes slowly: `/users/current/` is asked at most this often.
 const CREDIT_EVERY: Duration = Duration::from_secs(300);
@@ -117,7 +118,13 @@ pub struct AccountActor {
     /// Metrics and supervision hooks (see `ops`).
     ops: AccountOps,
     restart_logs: BTreeMap<u64, RestartLog>,
+    /// Where this account publishes its status after loading and after every poll, so status
+    /// is read without asking (and waiting for) a busy actor.
+    status_feed: watch::Sender<Option<Arc<AccountStatus>>>,
 }
+
+/// An account's latest published status; `None` until its stored state is loaded.
+pub type AccountStatusFeed = watch::Receiver<Option<Arc<AccountStatus>>>;
 
 impl AccountActor {
     /// Fails only when the account's regexes do not compile (the configuration checked them).
@@ -164,7 +171,39 @@ impl AccountActor {
             quarantined: Vec::new(),
             ops: AccountOps::default(),
             restart_logs: BTreeMap::new(),
+            status_feed: watch::channel(None).0,
         })
+    }
+
+    /// The feed this account publishes its status into.
+    pub fn status_feed(&self) -> AccountStatusFeed {
+        self.status_feed.subscribe()
+    }
+
+    /// Publishes the account's status (a few hundred pointers, not copies of the summaries).
+    fn publish_status(&self) {
+        let (restarts_by_machine, degraded_machines) = self.restart_report();
+        let status = AccountStatus {
+            name: self.cfg.name.clone(),
+            state: self.status_state(),
+            successful_polls: self.successful_polls,
+            consecutive_failures: self.consecutive_failures,
+            last_error: self.last_error.clone(),
+            last_poll: self.last_poll,
+            machines: self.summaries.values().cloned().collect(),
+            instances: self.instance_summaries.values().cloned().collect(),
+            api_requests: self
+                .client
+                .request_counts()
+                .into_iter()
+                .map(|(e, n)| (e.label(), n))
+                .collect(),
+            quarantined: self.quarantined.clone(),
+            restarts: restarts_by_machine.values().sum(),
+            restarts_by_machine,
+            degraded_machines,
+        };
+        self.status_feed.send_replace(Some(Arc::new(status)));
     }
 
     /// Replaces the local clock the earnings digest is scheduled against (tests).
@@ -611,6 +650,7 @@ impl Actor for AccountActor {
                 }
                 Err(e) => tracing::error!(account = %act.cfg.name, error = %e, "could not load stored state"),
             }
+            act.publish_status();
             ctx.notify(PollTick);
         }));
     }
@@ -710,6 +750,7 @@ impl Handler<PollTick> for AccountActor {
                     })
             })
             .map(|_, act, ctx| {
+                act.publish_status();
                 let delay = act.next_delay();
                 ctx.notify_later(PollTick, delay);
             });
@@ -752,36 +793,4 @@ pub struct AccountStatus {
     pub restarts_by_machine: BTreeMap<u64, u64>,
     /// Machines whose actor failed too often and is backing off.
     pub degraded_machines: Vec<u64>,
-}
-
-#[derive(Message)]
-#[rtype(result = "AccountStatus")]
-pub struct GetAccountStatus;
-
-impl Handler<GetAccountStatus> for AccountActor {
-    type Result = MessageResult<GetAccountStatus>;
-
-    fn handle(&mut self, _msg: GetAccountStatus, _ctx: &mut Context<Self>) -> Self::Result {
-        let (restarts_by_machine, degraded_machines) = self.restart_report();
-        MessageResult(AccountStatus {
-            name: self.cfg.name.clone(),
-            state: self.status_state(),
-            successful_polls: self.successful_polls,
-            consecutive_failures: self.consecutive_failures,
-            last_error: self.last_error.clone(),
-            last_poll: self.last_poll,
-            machines: self.summaries.values().cloned().collect(),
-            instances: self.instance_summaries.values().cloned().collect(),
-            api_requests: self
-                .client
-                .request_counts()
-                .into_iter()
-                .map(|(e, n)| (e.label(), n))
-                .collect(),
-            quarantined: self.quarantined.clone(),
-            restarts: restarts_by_machine.values().sum(),
-            restarts_by_machine,
-            degraded_machines,
-        })
-    }
 }

@@ -4,7 +4,7 @@
 //! shutdown. Creates the process's metrics registry from the configuration and hands each actor
 //! its counters.
 
-use super::account::{AccountActor, AccountOps, FirstPollDone, GetAccountStatus, StopAccount};
+use super::account::{AccountActor, AccountOps, AccountStatusFeed, FirstPollDone, StopAccount};
 use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
 use super::reload::{self, ReloadReport};
 use super::supervision::{FaultInjection, RestartPolicy};
@@ -86,13 +86,17 @@ pub struct Supervisor {
     store: StoreHandle,
     http: reqwest::Client,
     opts: SupervisorOptions,
-    accounts: BTreeMap<String, Addr<AccountActor>>,
+    /// Each running account and the feed it publishes its status into.
+    accounts: BTreeMap<String, (Addr<AccountActor>, AccountStatusFeed)>,
     notifiers: BTreeMap<String, (Addr<NotifierActor>, SharedTargetStatus)>,
     awaiting_first_poll: BTreeSet<String>,
     first_polls: Vec<FirstPollDone>,
     summary_sent: bool,
     started_at: DateTime<Utc>,
     status_tx: Option<watch::Sender<PublishedStatus>>,
+    /// Set once every account has loaded its stored state: the first snapshot published means
+    /// READY to systemd.
+    status_ready: bool,
     config_files: Vec<serde_json::Value>,
     /// Where reloads read from (`None`: started without files, reload unavailable).
     config_dir: Option<PathBuf>,
@@ -140,6 +144,7 @@ impl Supervisor {
             target_cfgs: BTreeMap::new(),
             reloading: false,
             status_demand: StatusDemand::default(),
+            status_ready: false,
             metrics,
             metrics_from_seq,
         }
@@ -181,25 +186,27 @@ impl Supervisor {
         self.status_demand.clone()
     }
 
-    /// Builds a status snapshot and publishes it; resolves once it is published.
+    /// Builds a status snapshot from what the actors last published and publishes it; resolves
+    /// once it is published. Nothing here waits for an actor, so a busy account never delays
+    /// `status`.
     fn publish_status(&mut self) -> Option<impl ActorFuture<Self, Output = ()>> {
+        if !self.status_ready {
+            return None;
+        }
         let tx = self.status_tx.clone()?;
         let demand = self.status_demand.clone();
-        let accounts: Vec<Addr<AccountActor>> = self.accounts.values().cloned().collect();
+        let account_status: Vec<_> = self
+            .accounts
+            .values()
+            .filter_map(|(_, feed)| feed.borrow().clone())
+            .collect();
         let targets: Vec<SharedTargetStatus> =
             self.notifiers.values().map(|(_, s)| s.clone()).collect();
-        let store = self.store.clone();
+        let max_seq = *self.store.subscribe().borrow();
         let started_at = self.started_at;
         let config_files = self.config_files.clone();
         Some(
             async move {
-                let max_seq = store.run(|s| s.max_seq()).await.unwrap_or(0);
-                let mut account_status = Vec::new();
-                for a in accounts {
-                    if let Ok(st) = a.send(GetAccountStatus).await {
-                        account_status.push(st);
-                    }
-                }
                 let target_json: Vec<serde_json::Value> = targets
                     .iter()
                     .map(|t| {
@@ -292,7 +299,8 @@ impl Supervisor {
             Ok(actor) => {
                 let actor = actor.with_ops(ops);
                 self.awaiting_first_poll.insert(name.clone());
-                self.accounts.insert(name, actor.start());
+                let feed = actor.status_feed();
+                self.accounts.insert(name, (actor.start(), feed));
             }
             Err(e) => {
                 tracing::error!(account = %name, error = %e, "invalid pattern in the account; not started")
@@ -425,7 +433,22 @@ impl Actor for Supervisor {
         ctx.run_later(STARTUP_SUMMARY_DEADLINE, |act, _| {
             act.send_startup_summary()
         });
-        self.status_tick(ctx);
+        // The first snapshot (and so READY) waits until every account has loaded its state.
+        let feeds: Vec<AccountStatusFeed> =
+            self.accounts.values().map(|(_, f)| f.clone()).collect();
+        ctx.spawn(
+            async move {
+                for mut feed in feeds {
+                    // An error means the account actor is gone: nothing to wait for.
+                    let _ = feed.wait_for(Option::is_some).await;
+                }
+            }
+            .into_actor(self)
+            .map(|_, act, ctx| {
+                act.status_ready = true;
+                act.status_tick(ctx);
+            }),
+        );
         ctx.run_interval(STATUS_EVERY, |act, ctx| act.status_tick(ctx));
     }
 }
@@ -455,7 +478,7 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
-        for addr in self.accounts.values() {
+        for (addr, _) in self.accounts.values() {
             addr.do_send(StopAccount);
         }
         let stop = supervisor_event(
@@ -546,7 +569,7 @@ impl Handler<Reload> for Supervisor {
         let stopping_accounts: Vec<Addr<AccountActor>> = plan
             .stop_accounts
             .iter()
-            .filter_map(|n| self.accounts.remove(n))
+            .filter_map(|n| self.accounts.remove(n).map(|(a, _)| a))
             .collect();
         let stopping_targets: Vec<Addr<NotifierActor>> = plan
             .stop_targets
