@@ -48,9 +48,15 @@ pub const SEND_FAILURE_REASONS: &[&str] = &[
     "client",
     "not_found",
     "smtp_permanent",
+    "too_large",
+    "invalid",
     "config",
     "other",
 ];
+
+/// The `reason` label values of dropped events: `max_age` (not delivered in time), and the
+/// `SendError::Rejected` reasons (the service refused that message; the target stays enabled).
+pub const DROP_REASONS: &[&str] = &["max_age", "too_large", "invalid"];
 
 /// The `state` label values of an account (as in `status`).
 pub const ACCOUNT_STATES: &[&str] = &["ok", "stale", "auth_failed", "degraded"];
@@ -162,7 +168,7 @@ pub struct TargetMetrics {
     sends: AtomicU64,
     events_delivered: AtomicU64,
     failures: Box<[AtomicU64]>,
-    dropped: AtomicU64,
+    dropped: Box<[AtomicU64]>,
     restarts: AtomicU64,
     /// The target's delivery position; negative until the notifier has read it.
     cursor: AtomicI64,
@@ -174,7 +180,7 @@ impl Default for TargetMetrics {
             sends: AtomicU64::new(0),
             events_delivered: AtomicU64::new(0),
             failures: counters(SEND_FAILURE_REASONS.len()),
-            dropped: AtomicU64::new(0),
+            dropped: counters(DROP_REASONS.len()),
             restarts: AtomicU64::new(0),
             cursor: AtomicI64::new(-1),
         }
@@ -198,8 +204,17 @@ impl TargetMetrics {
         self.failures[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn record_dropped(&self, events: usize) {
-        self.dropped.fetch_add(events as u64, Ordering::Relaxed);
+    /// `events` events will never reach the target; `reason` is one of [`DROP_REASONS`]
+    /// (an unknown one is counted as `invalid` and logged).
+    pub fn record_dropped(&self, reason: &str, events: usize) {
+        let i = match DROP_REASONS.iter().position(|r| *r == reason) {
+            Some(i) => i,
+            None => {
+                tracing::warn!(reason, "drop reason unknown to metrics");
+                DROP_REASONS.len() - 1
+            }
+        };
+        self.dropped[i].fetch_add(events as u64, Ordering::Relaxed);
     }
 
     pub fn record_restart(&self) {
@@ -524,14 +539,16 @@ impl Metrics {
         x.family(
             "events_dropped_total",
             "counter",
-            "Events a target dropped because they grew older than max_age.",
+            "Events a target will never deliver, per reason: max_age (too old), too_large or invalid (the service refused that message; the target stays enabled).",
         );
         for (name, t) in &targets {
-            x.sample(
-                "events_dropped_total",
-                &[("target", name)],
-                load(&t.dropped),
-            );
+            for (i, reason) in DROP_REASONS.iter().enumerate() {
+                x.sample(
+                    "events_dropped_total",
+                    &[("target", name), ("reason", reason)],
+                    load(&t.dropped[i]),
+                );
+            }
         }
         x.family(
             "target_queue_depth",
@@ -710,6 +727,11 @@ mod tests {
                 e.label()
             )));
         }
+        for reason in DROP_REASONS {
+            assert!(text.contains(&format!(
+                "vast_supervisor_events_dropped_total{{target=\"discord\",reason=\"{reason}\"}} 0\n"
+            )));
+        }
         assert!(text.contains("vast_supervisor_target_queue_depth{target=\"discord\"} 0\n"));
         assert!(text.contains("vast_supervisor_config_last_reload_successful 1\n"));
     }
@@ -725,6 +747,8 @@ mod tests {
         t.record_sent(3);
         t.record_failure("server");
         t.record_failure("brand_new_reason");
+        t.record_dropped("too_large", 1);
+        t.record_dropped("max_age", 2);
         t.set_cursor(4);
         m.set_outbox_seq(10);
         m.record_event(EventKind::RentalStart);
@@ -739,6 +763,9 @@ mod tests {
             "vast_supervisor_events_delivered_total{target=\"hook\"} 3",
             "vast_supervisor_send_failures_total{target=\"hook\",reason=\"server\"} 1",
             "vast_supervisor_send_failures_total{target=\"hook\",reason=\"other\"} 1",
+            "vast_supervisor_events_dropped_total{target=\"hook\",reason=\"too_large\"} 1",
+            "vast_supervisor_events_dropped_total{target=\"hook\",reason=\"max_age\"} 2",
+            "vast_supervisor_events_dropped_total{target=\"hook\",reason=\"invalid\"} 0",
             "vast_supervisor_target_queue_depth{target=\"hook\"} 6",
             "vast_supervisor_events_total{kind=\"rental_start\"} 1",
             "vast_supervisor_config_last_reload_successful 0",
@@ -813,9 +840,10 @@ mod tests {
             include_str!("notify/gotify.rs"),
             include_str!("notify/webhook.rs"),
         ];
-        let re =
-            regex::Regex::new(r#"(?:transient|permanent)\(\s*"([a-z_]+)"|reason: "([a-z_]+)""#)
-                .unwrap();
+        let re = regex::Regex::new(
+            r#"(?:transient|permanent|rejected)\(\s*"([a-z_]+)"|reason: "([a-z_]+)""#,
+        )
+        .unwrap();
         let mut found = 0;
         for src in sources {
             for c in re.captures_iter(src) {
@@ -825,6 +853,12 @@ mod tests {
                     SEND_FAILURE_REASONS.contains(&reason),
                     "send failure reason {reason} is missing from SEND_FAILURE_REASONS"
                 );
+                if c.get(0).is_some_and(|m| m.as_str().starts_with("rejected")) {
+                    assert!(
+                        DROP_REASONS.contains(&reason),
+                        "rejection reason {reason} is missing from DROP_REASONS"
+                    );
+                }
             }
         }
         assert!(found >= 10, "the scan finds the call sites ({found})");

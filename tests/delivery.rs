@@ -1,16 +1,24 @@
 //! The notifier actor against fake services over loopback: order, 429 `retry_after` honoured,
 //! 5xx retried, an outage of several retry rounds with nothing lost, permanent failure disabling
-//! the target with `target_failing` on the others, and `max_age` dropping only what is too old.
+//! the target with `target_failing` on the others, `max_age` dropping only what is too old, and
+//! a message the service refuses as too large skipped alone (target enabled, no alert, counted).
+
+#[path = "support/events.rs"]
+mod events;
+mod support;
 
 use actix::prelude::*;
 use chrono::Utc;
 use std::path::Path;
 use std::time::Duration;
+use support::logs::LogCapture;
 use vast_supervisor::actors::notifier::{
-    DeliveryTuning, GetTargetStatus, NotifierActor, TargetStatus,
+    DeliveryTuning, GetTargetStatus, NotifierActor, StopNotifier, TargetStatus,
 };
+use vast_supervisor::actors::supervision::RestartPolicy;
 use vast_supervisor::config::{TargetConfig, TargetUrl};
 use vast_supervisor::event::{Event, EventKind, Subject};
+use vast_supervisor::metrics::Metrics;
 use vast_supervisor::sim::targets::{Behaviour, FakeService, FakeServices};
 use vast_supervisor::store::{Commit, StoreHandle};
 use vast_supervisor::util::Secret;
@@ -295,4 +303,181 @@ async fn a_burst_within_the_batch_window_becomes_one_digest() {
         );
     }
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
+
+/// Starts `target` with its counters in `metrics`, as the supervisor does.
+fn start_counted(
+    target: TargetConfig,
+    store: &StoreHandle,
+    metrics: &Metrics,
+) -> Addr<NotifierActor> {
+    let counters = metrics.target(&target.name);
+    NotifierActor::new(target, store.clone(), reqwest::Client::new(), tuning())
+        .with_ops(counters, RestartPolicy::default())
+        .start()
+}
+
+/// The value of one sample of `metrics`' exposition, e.g. `events_dropped_total{target="x",...}`.
+fn sample(metrics: &Metrics, series: &str) -> Option<f64> {
+    let prefix = format!("vast_supervisor_{series} ");
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.parse().ok()))
+}
+
+#[actix_rt::test]
+async fn a_message_refused_as_too_large_is_skipped_and_the_target_keeps_delivering() {
+    let logs = LogCapture::new();
+    let _guard = logs.install();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let fake = FakeServices::start().await;
+    let metrics = Metrics::new([], ["discord", "file"]);
+    let file = dir.path().join("other.jsonl");
+    let addr = start_counted(discord(&fake, "discord"), &store, &metrics);
+    let _other = start_counted(
+        TargetConfig::with_defaults("file", TargetUrl::File { path: file.clone() }),
+        &store,
+        &metrics,
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The second message is refused with Discord's 413 (code 40005).
+    fake.respond_after(HOOK, 1, 1, Behaviour::TooLarge);
+    queue(&store, (0..4).map(event).collect()).await;
+    fake.wait_for(3, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        titles(&fake),
+        ["event number 0", "event number 2", "event number 3"],
+        "only the refused event is missing, the rest in order"
+    );
+    let refused: Vec<u16> = fake.attempts().iter().map(|a| a.status).collect();
+    assert_eq!(
+        refused,
+        [200, 413, 200, 200],
+        "the refused message is not resent"
+    );
+
+    events::wait_for(&file, "the last event in the file target", |e| {
+        e.title == "event number 3"
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while status(&addr).await.sent < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let st = status(&addr).await;
+    assert_eq!(st.state, "ok", "the target stays enabled");
+    assert_eq!((st.sent, st.dropped, st.failed), (3, 1, 0));
+    let last_error = st.last_error.unwrap_or_default();
+    assert!(
+        last_error.contains("acme:m1:1") && last_error.contains("too_large"),
+        "{last_error}"
+    );
+    assert!(!last_error.contains("tok-SECRET"), "{last_error}");
+
+    let dropped = r#"events_dropped_total{target="discord",reason="too_large"}"#;
+    assert_eq!(sample(&metrics, dropped), Some(1.0));
+    let failures = r#"send_failures_total{target="discord",reason="too_large"}"#;
+    assert_eq!(sample(&metrics, failures), Some(1.0));
+    let max_age = r#"events_dropped_total{target="discord",reason="max_age"}"#;
+    assert_eq!(sample(&metrics, max_age), Some(0.0));
+
+    let warnings = logs.lines_with(&["WARN", "refused this message", "acme:m1:1"]);
+    assert_eq!(warnings.len(), 1, "one warning:\n{}", logs.text());
+    for part in ["discord", "rental_start", "too_large"] {
+        assert!(warnings[0].contains(part), "{part} in {}", warnings[0]);
+    }
+    assert!(
+        !logs.text().contains("tok-SECRET"),
+        "no token in any log line"
+    );
+
+    // Durable: a restarted notifier starts after the skipped event and resends nothing.
+    addr.send(StopNotifier).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _again = start_counted(discord(&fake, "discord"), &store, &metrics);
+    queue(&store, vec![event(4)]).await;
+    fake.wait_for(4, Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        titles(&fake),
+        [
+            "event number 0",
+            "event number 2",
+            "event number 3",
+            "event number 4"
+        ]
+    );
+    let all = events::read_events(&file);
+    assert!(
+        all.iter().all(|e| e.kind != EventKind::TargetFailing),
+        "no target_failing for a refused message: {:?}",
+        all.iter().map(|e| e.kind).collect::<Vec<_>>()
+    );
+}
+
+#[actix_rt::test]
+async fn a_refused_batch_is_sent_again_event_by_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let fake = FakeServices::start().await;
+    let metrics = Metrics::new([], ["hook"]);
+    let mut target = TargetConfig::with_defaults(
+        "hook",
+        TargetUrl::Webhook {
+            tls: false,
+            host: "hooks.local".into(),
+            port: None,
+            path: "/ingest".into(),
+            basic_auth: None,
+            endpoint: Some(fake.base_url().parse().unwrap()),
+        },
+    );
+    target.batch_size = 10;
+    // One event is far larger than the others; the proxy in front refuses bodies over 4 KiB.
+    fake.set_body_limit("/ingest", Some(4096));
+    let mut events: Vec<Event> = (0..5).map(event).collect();
+    events[2].text = "x".repeat(6000);
+    let addr = start_counted(target, &store, &metrics);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    queue(&store, events).await;
+    fake.wait_for(4, Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let received: Vec<String> = fake
+        .received()
+        .iter()
+        .map(|r| {
+            let json = r.json().expect("JSON body");
+            // Still an array (the receiver expects batches), of one event after the refusal.
+            let batch = json.as_array().expect("batch_size > 1 posts arrays");
+            assert_eq!(batch.len(), 1, "one event per request after the refusal");
+            batch[0]["title"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(
+        received,
+        [
+            "event number 0",
+            "event number 1",
+            "event number 3",
+            "event number 4"
+        ]
+    );
+    let statuses: Vec<u16> = fake.attempts().iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [413, 200, 200, 413, 200, 200]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while status(&addr).await.sent < 4 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let st = status(&addr).await;
+    assert_eq!((st.state.as_str(), st.sent, st.dropped), ("ok", 4, 1));
+    let dropped = r#"events_dropped_total{target="hook",reason="too_large"}"#;
+    assert_eq!(sample(&metrics, dropped), Some(1.0));
+    let failures = r#"send_failures_total{target="hook",reason="too_large"}"#;
+    assert_eq!(
+        sample(&metrics, failures),
+        Some(2.0),
+        "the batch and the event"
+    );
 }

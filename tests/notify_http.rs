@@ -1,5 +1,6 @@
 //! Every HTTP service against the fake services over real loopback connections: success, 429
-//! (with the service's own retry_after), 5xx (transient), permanent failures, Telegram chat
+//! (with the service's own retry_after), 5xx (transient), permanent failures, answers that
+//! reject one message only (413 and each service's own "too large"/"invalid"), Telegram chat
 //! migration, resuming split messages, webhook batches and headers, transport failures.
 
 mod support;
@@ -24,6 +25,15 @@ fn assert_transient(result: Result<vast_supervisor::notify::Delivered, SendError
             assert_eq!(r, reason, "detail: {detail}");
         }
         other => panic!("expected transient {reason}, got {other:?}"),
+    }
+}
+
+fn assert_rejected(result: Result<vast_supervisor::notify::Delivered, SendError>, reason: &str) {
+    match result {
+        Err(SendError::Rejected { reason: r, detail }) => {
+            assert_eq!(r, reason, "detail: {detail}");
+        }
+        other => panic!("expected this message rejected ({reason}), got {other:?}"),
     }
 }
 
@@ -101,7 +111,8 @@ async fn discord_success_429_5xx_and_permanent() {
             1,
             Behaviour::Respond {
                 status: 400,
-                body: r#"{"message":"Invalid Form Body","code":50035}"#.into(),
+                body: r#"{"message":"The request body contains invalid JSON.","code":50109}"#
+                    .into(),
             },
         );
         assert_permanent(n.send(&[rental_end()]).await, "client");
@@ -157,7 +168,7 @@ async fn slack_success_429_5xx_and_permanent() {
             1,
             Behaviour::Respond {
                 status: 400,
-                body: "invalid_payload".into(),
+                body: "invalid_token".into(),
             },
         );
         assert_permanent(n.send(&[rental_end()]).await, "client");
@@ -553,6 +564,169 @@ async fn send_test_reaches_the_service() {
             .unwrap()
             .contains("Test notification for target \"test-target\""));
         assert_eq!(n.service(), "gotify");
+    })
+    .await;
+}
+
+/// For one service: the answers that concern only the message are `Rejected` (not permanent),
+/// and the next message goes through on the same notifier.
+async fn rejections(
+    fake: &FakeServices,
+    n: &mut Notifier,
+    prefix: &str,
+    answers: &[(Behaviour, &str)],
+) {
+    for (behaviour, reason) in answers {
+        fake.respond_next(prefix, 1, behaviour.clone());
+        assert_rejected(n.send(&[rental_end()]).await, reason);
+        n.send(&[machine_offline()])
+            .await
+            .unwrap_or_else(|e| panic!("after {behaviour:?} the target still delivers: {e}"));
+    }
+}
+
+fn respond(status: u16, body: &str) -> Behaviour {
+    Behaviour::Respond {
+        status,
+        body: body.into(),
+    }
+}
+
+#[tokio::test]
+async fn answers_about_one_message_reject_only_that_message() {
+    bounded(async {
+        let fake = FakeServices::start().await;
+        let base = fake.base_url();
+
+        let mut n = notifier(discord_url(&base));
+        rejections(
+            &fake,
+            &mut n,
+            "/api/webhooks/",
+            &[
+                (Behaviour::TooLarge, "too_large"),
+                (
+                    respond(400, r#"{"message":"Invalid Form Body","code":50035}"#),
+                    "invalid",
+                ),
+                (
+                    respond(400, r#"{"message":"Cannot send an empty message","code":50006}"#),
+                    "invalid",
+                ),
+            ],
+        )
+        .await;
+
+        let mut n = notifier(slack_url(&base));
+        rejections(
+            &fake,
+            &mut n,
+            "/services/",
+            &[
+                (Behaviour::TooLarge, "too_large"),
+                (respond(400, "invalid_payload"), "invalid"),
+                (respond(400, "invalid_blocks"), "invalid"),
+                (respond(400, "msg_too_long"), "too_large"),
+            ],
+        )
+        .await;
+
+        let mut n = notifier(telegram_url(&base));
+        rejections(
+            &fake,
+            &mut n,
+            "/bot",
+            &[
+                (Behaviour::TooLarge, "too_large"),
+                (
+                    respond(
+                        400,
+                        r#"{"ok":false,"error_code":400,"description":"Bad Request: message is too long"}"#,
+                    ),
+                    "too_large",
+                ),
+                (
+                    respond(
+                        400,
+                        r#"{"ok":false,"error_code":400,"description":"Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0"}"#,
+                    ),
+                    "invalid",
+                ),
+            ],
+        )
+        .await;
+
+        let mut n = notifier(ntfy_url(&base, None));
+        rejections(&fake, &mut n, "/vast-alerts", &[(Behaviour::TooLarge, "too_large")]).await;
+
+        let mut n = notifier(pushover_url(&base));
+        rejections(
+            &fake,
+            &mut n,
+            "/1/",
+            &[
+                (Behaviour::TooLarge, "too_large"),
+                (
+                    respond(
+                        400,
+                        r#"{"message":"is too long","errors":["message cannot be longer than 1024 characters"],"status":0}"#,
+                    ),
+                    "too_large",
+                ),
+                (
+                    respond(
+                        400,
+                        r#"{"title":"cannot be blank","errors":["title cannot be blank"],"status":0}"#,
+                    ),
+                    "invalid",
+                ),
+            ],
+        )
+        .await;
+
+        let mut n = notifier(gotify_url(&base));
+        rejections(&fake, &mut n, "/message", &[(Behaviour::TooLarge, "too_large")]).await;
+
+        // A body cap in front of a webhook: only the oversized event is refused.
+        let mut n = notifier(webhook_url(&base, "/hooks/capped", false));
+        fake.set_body_limit("/hooks/capped", Some(4096));
+        assert_rejected(n.send(&[huge_event()]).await, "too_large");
+        n.send(&[rental_end()]).await.expect("a small event still goes through");
+        assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rejected_split_message_is_not_resumed() {
+    bounded(async {
+        // Telegram splits a huge event in parts; the second part is refused. The notifier
+        // does not keep that progress: a later send of the same event starts from its first
+        // part (the actor never resends a rejected message; this only guards the bookkeeping).
+        let fake = FakeServices::start().await;
+        let whole = notifier(telegram_url(&fake.base_url()))
+            .send(&[huge_event()])
+            .await
+            .expect("delivered")
+            .messages;
+        assert!(whole >= 3, "{whole} parts");
+        fake.clear();
+        let mut n = notifier(telegram_url(&fake.base_url()));
+        fake.respond_after(
+            "/bot",
+            1,
+            1,
+            respond(
+                400,
+                r#"{"ok":false,"error_code":400,"description":"Bad Request: message is too long"}"#,
+            ),
+        );
+        assert_rejected(n.send(&[huge_event()]).await, "too_large");
+        assert_eq!(fake.received_by(FakeService::Telegram).len(), 1);
+        fake.clear();
+        let delivered = n.send(&[huge_event()]).await.expect("delivered");
+        assert_eq!(delivered.messages, whole, "every part sent again");
+        assert_eq!(fake.received_by(FakeService::Telegram).len(), whole);
     })
     .await;
 }

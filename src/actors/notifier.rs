@@ -2,8 +2,11 @@
 //! own cursor (never an actix mailbox, so a stuck target cannot grow memory), keeps the target's
 //! order, waits on its token bucket, honours 429 `retry_after` exactly, retries transient failures
 //! with jittered exponential backoff until an event is older than `max_age`, and disables the
-//! target on a permanent failure. The cursor advances only after the service accepted the message,
-//! so a crash re-sends (with the same event id) instead of losing. A panic in the loop is caught
+//! target on a permanent failure. A message the service refuses by itself (too large, invalid:
+//! `SendError::Rejected`) is skipped with a warning and counted as dropped; the target stays
+//! enabled (a refused batch is retried one event at a time first). The cursor advances only
+//! after the service accepted (or refused) the message, so a crash re-sends (with the same event
+//! id) instead of losing. A panic in the loop is caught
 //! and the loop restarts from the stored cursor; more than the restart policy allows within its
 //! window marks the target degraded (one `target_failing`) and the loop backs off with growing
 //! pauses. Every send, failed attempt (by reason), drop and restart is counted in the metrics.
@@ -13,7 +16,7 @@ use super::{queue_events, supervisor_event};
 use crate::config::TargetConfig;
 use crate::event::{Event, EventKind};
 use crate::metrics::TargetMetrics;
-use crate::notify::{default_bucket, Notifier, SendError};
+use crate::notify::{default_bucket, Notifier, SendError, TokenBucket};
 use crate::store::{QueuedEvent, StoreHandle};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -230,7 +233,7 @@ async fn deliver(
     metrics: Arc<TargetMetrics>,
 ) -> Exit {
     let name = target.name.clone();
-    let mut notifier = match Notifier::new(&target, http) {
+    let notifier = match Notifier::new(&target, http) {
         Ok(n) => n,
         Err(e) => {
             metrics.record_failure("config");
@@ -238,7 +241,6 @@ async fn deliver(
             return Exit::Disabled;
         }
     };
-    let mut bucket = default_bucket(target.url.service());
     let mut latest = store.subscribe();
     let n = name.clone();
     let mut cursor = match store.run(move |s| s.cursor_or_init(&n)).await {
@@ -247,8 +249,17 @@ async fn deliver(
     };
     lock(&status).cursor = cursor;
     metrics.set_cursor(cursor);
-    let mut failing_since: Option<Instant> = None;
-    let mut failing_reported = false;
+    let mut delivery = Delivery {
+        bucket: default_bucket(target.url.service()),
+        target: target.clone(),
+        store: store.clone(),
+        status: status.clone(),
+        tuning,
+        metrics: metrics.clone(),
+        notifier,
+        failing_since: None,
+        failing_reported: false,
+    };
     loop {
         let batch = match store.run(move |s| s.events_after(cursor, READ_BATCH)).await {
             Ok(b) => b,
@@ -300,73 +311,145 @@ async fn deliver(
         } else {
             (vec![batch[first].clone()], batch[first].seq)
         };
-        let mut events: Vec<Event> = unit.into_iter().map(|q| q.event).collect();
+        if delivery.deliver_unit(unit).await.is_err() {
+            return Exit::Disabled;
+        }
+        cursor = advance(&store, &status, &metrics, &name, unit_end).await;
+    }
+}
+
+/// What became of one message (one event, or a batch) after its retries.
+enum Outcome {
+    /// The service accepted it, or every event in it grew older than `max_age`.
+    Done,
+    /// The service refused this message itself (too large, invalid); the target is fine.
+    Rejected {
+        reason: &'static str,
+        detail: String,
+    },
+    /// A permanent failure disabled the target.
+    Disabled,
+}
+
+/// The target has been disabled; the delivery loop ends.
+struct TargetDisabled;
+
+/// The delivery loop's state that outlives one message: the sender, its rate limit, and how
+/// long the target has been failing.
+struct Delivery {
+    target: TargetConfig,
+    store: StoreHandle,
+    status: SharedTargetStatus,
+    tuning: DeliveryTuning,
+    metrics: Arc<TargetMetrics>,
+    notifier: Notifier,
+    bucket: TokenBucket,
+    failing_since: Option<Instant>,
+    failing_reported: bool,
+}
+
+impl Delivery {
+    /// Delivers `unit` (in outbox order) or skips what the service refuses. A refused batch is
+    /// sent again one event at a time, so only the events that cannot be delivered on their own
+    /// are skipped (parts of a split digest the service had accepted may arrive twice). Within
+    /// such a retry the cursor advances after each event; the caller advances past the unit.
+    async fn deliver_unit(&mut self, unit: Vec<QueuedEvent>) -> Result<(), TargetDisabled> {
+        let events: Vec<Event> = unit.iter().map(|q| q.event.clone()).collect();
+        let (reason, detail) = match self.send_with_retries(events).await {
+            Outcome::Done => return Ok(()),
+            Outcome::Disabled => return Err(TargetDisabled),
+            Outcome::Rejected { reason, detail } => (reason, detail),
+        };
+        if let [only] = unit.as_slice() {
+            self.skip(&only.event, reason, &detail);
+            return Ok(());
+        }
+        tracing::warn!(target = %self.target.name, events = unit.len(), reason, error = %detail,
+            "the service refused the batch; sending its events one at a time");
+        for queued in unit {
+            match self.send_with_retries(vec![queued.event.clone()]).await {
+                Outcome::Done => {}
+                Outcome::Disabled => return Err(TargetDisabled),
+                Outcome::Rejected { reason, detail } => self.skip(&queued.event, reason, &detail),
+            }
+            advance(
+                &self.store,
+                &self.status,
+                &self.metrics,
+                &self.target.name,
+                queued.seq,
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Sends `events` as one message until the service accepts it, refuses it, or the target
+    /// is disabled; events older than `max_age` are dropped on the way.
+    async fn send_with_retries(&mut self, mut events: Vec<Event>) -> Outcome {
+        let name = self.target.name.clone();
         let mut attempt: u32 = 0;
         loop {
             let now = Utc::now();
             let before = events.len();
-            events.retain(|e| (now - e.time).to_std().unwrap_or_default() <= target.max_age);
+            events.retain(|e| (now - e.time).to_std().unwrap_or_default() <= self.target.max_age);
             let dropped = before - events.len();
             if dropped > 0 {
-                lock(&status).dropped += dropped as u64;
-                metrics.record_dropped(dropped);
+                lock(&self.status).dropped += dropped as u64;
+                self.metrics.record_dropped("max_age", dropped);
                 tracing::warn!(target = %name, dropped, "events older than max_age dropped");
                 raise_failing(
-                    &target,
-                    &store,
+                    &self.target,
+                    &self.store,
                     &format!("{dropped} event(s) older than max_age were dropped"),
                     false,
                 )
                 .await;
             }
             if events.is_empty() {
-                break;
+                return Outcome::Done;
             }
             loop {
-                match bucket.try_take(std::time::Instant::now()) {
+                match self.bucket.try_take(std::time::Instant::now()) {
                     Ok(()) => break,
                     Err(wait) => tokio::time::sleep(wait).await,
                 }
             }
-            match notifier.send(&events).await {
+            match self.notifier.send(&events).await {
                 Ok(delivered) => {
-                    metrics.record_sent(events.len());
+                    self.metrics.record_sent(events.len());
                     if let Some(hint) = &delivered.rate {
-                        bucket.apply_hint(hint, std::time::Instant::now());
+                        self.bucket.apply_hint(hint, std::time::Instant::now());
                     }
-                    let mut s = lock(&status);
+                    let mut s = lock(&self.status);
                     s.sent += events.len() as u64;
                     s.last_success = Some(Utc::now());
                     s.state = "ok".into();
                     drop(s);
-                    if failing_reported {
-                        tracing::info!(target = %name, "target delivers again");
-                    }
-                    failing_since = None;
-                    failing_reported = false;
-                    break;
+                    self.answered();
+                    return Outcome::Done;
                 }
                 Err(SendError::RateLimited { retry_after }) => {
-                    metrics.record_failure("rate_limited");
+                    self.metrics.record_failure("rate_limited");
                     tracing::info!(target = %name, retry_after_ms = retry_after.as_millis() as u64, "rate limited; waiting as told");
-                    lock(&status).last_error =
+                    lock(&self.status).last_error =
                         Some(format!("rate limited, retry after {retry_after:?}"));
                     tokio::time::sleep(retry_after).await;
                 }
                 Err(SendError::Transient { reason, detail }) => {
-                    metrics.record_failure(reason);
+                    self.metrics.record_failure(reason);
                     attempt += 1;
-                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    let since = *self.failing_since.get_or_insert_with(Instant::now);
                     {
-                        let mut s = lock(&status);
+                        let mut s = lock(&self.status);
                         s.state = "retrying".into();
                         s.last_error = Some(format!("{reason}: {detail}"));
                     }
-                    if !failing_reported && since.elapsed() >= tuning.failing_after {
-                        failing_reported = true;
+                    if !self.failing_reported && since.elapsed() >= self.tuning.failing_after {
+                        self.failing_reported = true;
                         raise_failing(
-                            &target,
-                            &store,
+                            &self.target,
+                            &self.store,
                             &format!(
                                 "failing for {}s: {reason}: {detail}",
                                 since.elapsed().as_secs()
@@ -375,19 +458,53 @@ async fn deliver(
                         )
                         .await;
                     }
-                    let backoff = backoff_delay(&tuning, attempt);
+                    let backoff = backoff_delay(&self.tuning, attempt);
                     tracing::warn!(target = %name, attempt, reason, error = %detail, backoff_ms = backoff.as_millis() as u64, "send failed; will retry");
                     tokio::time::sleep(backoff).await;
                 }
+                Err(SendError::Rejected { reason, detail }) => {
+                    self.metrics.record_failure(reason);
+                    self.answered();
+                    return Outcome::Rejected { reason, detail };
+                }
                 Err(SendError::Permanent { reason, detail }) => {
-                    metrics.record_failure(reason);
-                    lock(&status).failed += events.len() as u64;
-                    disable(&target, &store, &status, &format!("{reason}: {detail}")).await;
-                    return Exit::Disabled;
+                    self.metrics.record_failure(reason);
+                    lock(&self.status).failed += events.len() as u64;
+                    disable(
+                        &self.target,
+                        &self.store,
+                        &self.status,
+                        &format!("{reason}: {detail}"),
+                    )
+                    .await;
+                    return Outcome::Disabled;
                 }
             }
         }
-        cursor = advance(&store, &status, &metrics, &name, unit_end).await;
+    }
+
+    /// The service answered (accepted or refused one message): it is reachable again.
+    fn answered(&mut self) {
+        if self.failing_reported {
+            tracing::info!(target = %self.target.name, "target delivers again");
+        }
+        self.failing_since = None;
+        self.failing_reported = false;
+    }
+
+    /// Gives up on one event the service refused; the target stays enabled and goes on with
+    /// the next event. The detail was redacted by the notify module.
+    fn skip(&self, event: &Event, reason: &'static str, detail: &str) {
+        tracing::warn!(target = %self.target.name, event_id = %event.id, kind = %event.kind, reason,
+            error = %detail, "the service refused this message; skipped, the target stays enabled");
+        self.metrics.record_dropped(reason, 1);
+        let mut s = lock(&self.status);
+        s.dropped += 1;
+        s.state = "ok".into();
+        s.last_error = Some(format!(
+            "event {} ({}) rejected, {reason}: {detail}",
+            event.id, event.kind
+        ));
     }
 }
 

@@ -229,6 +229,26 @@ impl TargetUrl {
     }
 }
 
+/// CA certificates an email target trusts in addition to the built-in roots (`tls_ca_file`):
+/// read and checked when the configuration loads, so a bad file is a configuration error and a
+/// changed file is a changed target on reload.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaBundle {
+    /// The PEM file, as resolved (relative paths are relative to the configuration file).
+    pub path: PathBuf,
+    /// The DER encoding of each certificate, in file order; never empty.
+    pub certificates: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for CaBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaBundle")
+            .field("path", &self.path)
+            .field("certificates", &self.certificates.len())
+            .finish()
+    }
+}
+
 /// One notification target (`[[target]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {
@@ -245,6 +265,8 @@ pub struct TargetConfig {
     pub batch_size: usize,
     pub bearer_token: Option<Secret>,
     pub headers: BTreeMap<String, String>,
+    /// Email: extra CA certificates to trust for the SMTP server's TLS certificate.
+    pub tls_ca: Option<CaBundle>,
     pub origin: Origin,
 }
 
@@ -263,6 +285,7 @@ impl TargetConfig {
             batch_size: 1,
             bearer_token: None,
             headers: BTreeMap::new(),
+            tls_ca: None,
             origin: Origin::default(),
         }
     }

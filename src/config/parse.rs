@@ -56,6 +56,7 @@ const TARGET_KEYS: &[&str] = &[
     "bearer_token",
     "bearer_token_file",
     "headers",
+    "tls_ca_file",
 ];
 const API_KEY_SOURCES: [&str; 3] = ["api_key", "api_key_file", "api_key_env"];
 const URL_SOURCES: [&str; 3] = ["url", "url_file", "url_env"];
@@ -1047,6 +1048,8 @@ impl<'a> Parser<'a> {
         let mut webhook_only = Vec::new();
         let mut batch_size = None;
         let mut headers = None;
+        let mut email_only = Vec::new();
+        let mut tls_ca = None;
         let entries = table.entries(at);
         for entry in entries.iter().copied() {
             match entry.key {
@@ -1102,6 +1105,10 @@ impl<'a> Parser<'a> {
                     webhook_only.push(entry);
                     headers = self.headers(&entry);
                 }
+                "tls_ca_file" => {
+                    email_only.push(entry);
+                    tls_ca = self.ca_bundle(&entry);
+                }
                 _ => self.unknown_key(&entry, "[[target]]", TARGET_KEYS),
             }
         }
@@ -1130,6 +1137,16 @@ impl<'a> Parser<'a> {
                 for entry in &webhook_only {
                     let message = format!(
                         "{} is only for json:// and jsons:// targets (this target is {})",
+                        entry.key,
+                        url.service()
+                    );
+                    self.error(entry.key_at, message);
+                }
+            }
+            if !matches!(url, TargetUrl::Email { .. }) {
+                for entry in &email_only {
+                    let message = format!(
+                        "{} is only for mailto:// and mailtos:// targets (this target is {})",
                         entry.key,
                         url.service()
                     );
@@ -1176,8 +1193,24 @@ impl<'a> Parser<'a> {
         if let Some(headers) = headers {
             target.headers = headers;
         }
+        target.tls_ca = tls_ca;
         target.name = name?;
         (self.diagnostics.len() == errors_before).then_some(target)
+    }
+
+    /// `tls_ca_file`: a PEM file of CA certificates, read and checked now so that a missing,
+    /// unreadable or malformed file is reported at its line instead of failing every send.
+    fn ca_bundle(&mut self, entry: &Entry) -> Option<CaBundle> {
+        let path = self.path_value(entry)?;
+        let problem = match std::fs::read(&path) {
+            Ok(pem) => match ca_certificates(&pem) {
+                Ok(certificates) => return Some(CaBundle { path, certificates }),
+                Err(reason) => format!("{} \"{}\" {reason}", entry.key, path.display()),
+            },
+            Err(e) => format!("cannot read {} \"{}\": {e}", entry.key, path.display()),
+        };
+        self.error(entry.value_at, problem);
+        None
     }
 
     fn events(&mut self, entry: &Entry) -> Option<EventFilter> {
@@ -1270,6 +1303,52 @@ impl<'a> Parser<'a> {
 }
 
 /// Names are used in events, file names and metrics labels: keep them plain.
+/// The DER certificates of a PEM CA bundle, each checked the way the TLS client will use it
+/// (as a trust anchor). The error completes "tls_ca_file \"PATH\" ...".
+fn ca_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParameters};
+    use rustls_pki_types::pem::{Error as PemError, PemObject};
+    use rustls_pki_types::CertificateDer;
+
+    let mut certificates = Vec::new();
+    for item in CertificateDer::pem_slice_iter(pem) {
+        let der = item.map_err(|e| match e {
+            PemError::MissingSectionEnd { .. } => {
+                "is not valid PEM: a section has no END line".to_string()
+            }
+            PemError::IllegalSectionStart { .. } => {
+                "is not valid PEM: a BEGIN line is malformed".to_string()
+            }
+            PemError::Base64Decode(_) => {
+                "is not valid PEM: a section is not valid base64".to_string()
+            }
+            other => format!("is not valid PEM: {other}"),
+        })?;
+        certificates.push(der.to_vec());
+    }
+    if certificates.is_empty() {
+        return Err(
+            "holds no certificate (expected PEM \"-----BEGIN CERTIFICATE-----\" sections)".into(),
+        );
+    }
+    let count = certificates.len();
+    for (i, der) in certificates.iter().enumerate() {
+        let usable = Certificate::from_der(der.clone()).and_then(|certificate| {
+            TlsParameters::builder("localhost".into())
+                .certificate_store(CertificateStore::None)
+                .add_root_certificate(certificate)
+                .build_rustls()
+        });
+        if usable.is_err() {
+            return Err(format!(
+                "holds a certificate that is not a valid X.509 certificate (number {} of {count})",
+                i + 1
+            ));
+        }
+    }
+    Ok(certificates)
+}
+
 fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("a name cannot be empty".into());

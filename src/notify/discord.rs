@@ -262,8 +262,16 @@ impl Discord {
     }
 }
 
+/// Discord JSON error codes that concern one message, not the webhook: 40005 "Request entity
+/// too large"; 50035 "Invalid Form Body" (a field over its limit); 50006 "Cannot send an empty
+/// message".
+const CODE_TOO_LARGE: i64 = 40005;
+const CODE_INVALID_FORM_BODY: i64 = 50035;
+const CODE_EMPTY_MESSAGE: i64 = 50006;
+
 /// Discord's answers: 429 with `retry_after` in the JSON body (fractional seconds) or
-/// `Retry-After`; 404 = webhook deleted; 401/403 = bad token; other 4xx = our request.
+/// `Retry-After`; 413 / code 40005 and 400 with codes 50035 or 50006 reject this message only;
+/// 404 = webhook deleted; 401/403 = bad token; other 4xx = our request.
 pub(crate) fn classify(ctx: &SendContext<'_>, answer: &Answer) -> Result<(), SendError> {
     if answer.status == 429 {
         let from_body = answer
@@ -279,6 +287,15 @@ pub(crate) fn classify(ctx: &SendContext<'_>, answer: &Answer) -> Result<(), Sen
             })
             .unwrap_or(Duration::from_secs(1));
         return Err(SendError::RateLimited { retry_after });
+    }
+    if !answer.is_success() {
+        match answer.json().and_then(|v| v["code"].as_i64()) {
+            Some(CODE_TOO_LARGE) => return Err(http::too_large(ctx, "Discord", answer)),
+            Some(CODE_INVALID_FORM_BODY | CODE_EMPTY_MESSAGE) if answer.status == 400 => {
+                return Err(http::invalid(ctx, "Discord", answer))
+            }
+            _ => {}
+        }
     }
     http::classify_common(ctx, "Discord", answer, Duration::from_secs(1))
 }

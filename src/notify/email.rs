@@ -1,7 +1,8 @@
 //! Email through lettre's async SMTP transport: `mailto://` upgrades with STARTTLS when offered,
 //! `mailtos://` requires TLS (implicit on 465, STARTTLS otherwise); AUTH when the URL has a user.
 //! One mail per send (a batch is one digest mail) with a plain-text and an HTML part.
-//! SMTP 4xx replies are transient, 5xx permanent.
+//! SMTP 4xx replies are transient, 5xx permanent ("message too big" rejects only that mail).
+//! An optional CA bundle (`tls_ca_file`) is trusted in addition to the built-in roots.
 
 use super::render;
 use super::{Delivered, SendContext, SendError};
@@ -10,7 +11,7 @@ use crate::event::Event;
 use crate::util::Secret;
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
@@ -124,21 +125,38 @@ pub struct Email {
     credentials: Option<(String, Secret)>,
     from: Mailbox,
     to: Vec<Mailbox>,
+    /// DER certificates trusted in addition to the built-in roots (`tls_ca_file`).
+    extra_roots: Vec<Vec<u8>>,
     timeout: Duration,
     /// Built on first use: lettre's pool needs a running tokio runtime.
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
 }
 
+/// What the configuration says about an email target.
+pub(crate) struct EmailOptions<'a> {
+    pub security: EmailSecurity,
+    pub host: &'a str,
+    pub port: u16,
+    pub user: Option<&'a str>,
+    pub password: Option<&'a Secret>,
+    pub from: &'a str,
+    pub to: &'a [String],
+    /// DER certificates to trust in addition to the built-in roots (`tls_ca_file`).
+    pub extra_roots: &'a [Vec<u8>],
+}
+
 impl Email {
-    pub(crate) fn new(
-        security: EmailSecurity,
-        host: &str,
-        port: u16,
-        user: Option<&str>,
-        password: Option<&Secret>,
-        from: &str,
-        to: &[String],
-    ) -> Result<Email, String> {
+    pub(crate) fn new(options: EmailOptions<'_>) -> Result<Email, String> {
+        let EmailOptions {
+            security,
+            host,
+            port,
+            user,
+            password,
+            from,
+            to,
+            extra_roots,
+        } = options;
         let from: Mailbox = from
             .parse()
             .map_err(|_| format!("the sender \"{from}\" is not a valid email address"))?;
@@ -165,6 +183,7 @@ impl Email {
             credentials,
             from,
             to,
+            extra_roots: extra_roots.to_vec(),
             timeout: super::DEFAULT_TIMEOUT,
             transport: None,
         })
@@ -187,7 +206,14 @@ impl Email {
 
     fn transport(&mut self) -> Result<&AsyncSmtpTransport<Tokio1Executor>, String> {
         if self.transport.is_none() {
-            let parameters = TlsParameters::new(self.host.clone())
+            let mut parameters = TlsParameters::builder(self.host.clone());
+            for der in &self.extra_roots {
+                let certificate = Certificate::from_der(der.clone())
+                    .map_err(|e| format!("cannot use the tls_ca_file certificate: {e}"))?;
+                parameters = parameters.add_root_certificate(certificate);
+            }
+            let parameters = parameters
+                .build()
                 .map_err(|e| format!("cannot set up TLS for {}: {e}", self.host))?;
             let tls = match self.security {
                 EmailSecurity::Opportunistic => Tls::Opportunistic(parameters),
@@ -280,15 +306,31 @@ impl Email {
     }
 }
 
-/// SMTP 4xx: transient; 5xx: permanent; a server that refuses the required TLS or AUTH:
-/// permanent (configuration); network, timeouts and TLS handshakes: transient.
+/// Whether a permanent SMTP reply says this mail is too big: enhanced status X.3.4 "message too
+/// big for system" (RFC 3463), or 552 naming the size (RFC 1870 SIZE). A 552 "mailbox full"
+/// (X.2.2) is about the recipient, not the mail, and stays permanent.
+fn too_big(error: &lettre::transport::smtp::Error) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    let code_552 = error.status().is_some_and(|code| code.to_string() == "552");
+    text.contains("5.3.4")
+        || (code_552
+            && ["size", "too big", "too large"]
+                .iter()
+                .any(|w| text.contains(w)))
+}
+
+/// SMTP 4xx: transient; 5xx: permanent, except "message too big" which rejects this mail only;
+/// a server that refuses the required TLS or AUTH: permanent (configuration); network,
+/// timeouts and TLS handshakes: transient.
 pub(crate) fn classify(
     ctx: &SendContext<'_>,
     host: &str,
     error: &lettre::transport::smtp::Error,
 ) -> SendError {
     let detail = format!("SMTP {host}: {error}");
-    if error.is_transient() {
+    if error.is_permanent() && too_big(error) {
+        ctx.rejected("too_large", detail)
+    } else if error.is_transient() {
         ctx.transient("smtp_transient", detail)
     } else if error.is_permanent() {
         ctx.permanent("smtp_permanent", detail)

@@ -240,7 +240,8 @@ fn chain(error: reqwest::Error) -> String {
 }
 
 /// The classification most services share: 2xx ok; 429 wait (Retry-After, else `default_wait`);
-/// 408 and 5xx transient; 401/403 auth, 404/410 not found, other 4xx client errors permanent.
+/// 408 and 5xx transient; 413 rejects this message only (too large; the target stays enabled);
+/// 401/403 auth, 404/410 not found, other 4xx client errors permanent.
 pub fn classify_common(
     ctx: &SendContext<'_>,
     service: &str,
@@ -260,6 +261,7 @@ pub fn classify_common(
             "server",
             format!("{service} answered {}", answer.describe()),
         )),
+        413 => Err(too_large(ctx, service, answer)),
         401 | 403 => Err(ctx.permanent(
             "auth",
             format!("{service} refused the credentials: {}", answer.describe()),
@@ -273,6 +275,28 @@ pub fn classify_common(
             format!("{service} rejected the request: {}", answer.describe()),
         )),
     }
+}
+
+/// The service refused this message as too large (HTTP 413 or its own equivalent).
+pub fn too_large(ctx: &SendContext<'_>, service: &str, answer: &Answer) -> SendError {
+    ctx.rejected(
+        "too_large",
+        format!(
+            "{service} refused the message as too large: {}",
+            answer.describe()
+        ),
+    )
+}
+
+/// The service refused this message's content as invalid (not the target or credentials).
+pub fn invalid(ctx: &SendContext<'_>, service: &str, answer: &Answer) -> SendError {
+    ctx.rejected(
+        "invalid",
+        format!(
+            "{service} refused the message as invalid: {}",
+            answer.describe()
+        ),
+    )
 }
 
 /// "HTTP 204", or "3 messages, last HTTP 200".

@@ -2,7 +2,8 @@
 //!
 //! Owns how an [`Event`] (or a batch of them, rendered as one digest) becomes a request to Discord,
 //! Slack, Telegram, ntfy, Pushover, Gotify, an SMTP server, a generic JSON webhook, a JSONL file or
-//! the console, how each service's answer is classified ([`SendError`]), and the per-service rate
+//! the console, how each service's answer is classified ([`SendError`]: rate limited, transient,
+//! permanent for the target, or rejected for this one message only), and the per-service rate
 //! defaults ([`TokenBucket`], [`default_bucket`]). Every service module has a pure `render` (golden
 //! tested) and an async send.
 //!
@@ -53,6 +54,15 @@ pub enum SendError {
         reason: &'static str,
         detail: String,
     },
+    /// The service refused this one message and said why in a way that concerns only the
+    /// message (HTTP 413, Discord "Invalid Form Body", Telegram "message is too long", SMTP
+    /// 552 "message too big"): the target itself is fine, resending the same message cannot
+    /// help, and the next message may well go through. `reason`: "too_large", "invalid".
+    #[error("message rejected ({reason}): {detail}")]
+    Rejected {
+        reason: &'static str,
+        detail: String,
+    },
 }
 
 impl SendError {
@@ -60,12 +70,19 @@ impl SendError {
     pub fn reason(&self) -> &'static str {
         match self {
             SendError::RateLimited { .. } => "rate_limited",
-            SendError::Transient { reason, .. } | SendError::Permanent { reason, .. } => reason,
+            SendError::Transient { reason, .. }
+            | SendError::Permanent { reason, .. }
+            | SendError::Rejected { reason, .. } => reason,
         }
     }
 
     pub fn is_permanent(&self) -> bool {
         matches!(self, SendError::Permanent { .. })
+    }
+
+    /// Only this message is undeliverable; the target keeps working.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, SendError::Rejected { .. })
     }
 }
 
@@ -127,6 +144,13 @@ impl SendContext<'_> {
 
     pub fn permanent(&self, reason: &'static str, detail: impl AsRef<str>) -> SendError {
         SendError::Permanent {
+            reason,
+            detail: self.redactor.clean(detail.as_ref()),
+        }
+    }
+
+    pub fn rejected(&self, reason: &'static str, detail: impl AsRef<str>) -> SendError {
+        SendError::Rejected {
             reason,
             detail: self.redactor.clean(detail.as_ref()),
         }
@@ -261,15 +285,19 @@ impl Notifier {
                 if let Some(password) = password {
                     redactor.add(password.expose());
                 }
-                let s = email::Email::new(
-                    *security,
+                let s = email::Email::new(email::EmailOptions {
+                    security: *security,
                     host,
-                    *port,
-                    user.as_deref(),
-                    password.as_ref(),
+                    port: *port,
+                    user: user.as_deref(),
+                    password: password.as_ref(),
                     from,
                     to,
-                )
+                    extra_roots: target
+                        .tls_ca
+                        .as_ref()
+                        .map_or(&[], |ca| ca.certificates.as_slice()),
+                })
                 .map_err(fail)?;
                 let display = s.display();
                 (Service::Email(s), display)
@@ -435,7 +463,9 @@ impl Notifier {
                 );
             }
             Err(error) => {
-                self.progress = (sent > 0).then_some(Progress { batch_key, sent });
+                // A rejected message is never resent as it was, so there is nothing to resume.
+                self.progress =
+                    (sent > 0 && !error.is_rejected()).then_some(Progress { batch_key, sent });
                 tracing::debug!(
                     target_name = %self.target,
                     service = self.service(),
@@ -762,5 +792,12 @@ mod tests {
         };
         assert_eq!(e.reason(), "not_found");
         assert!(e.is_permanent());
+        let e = SendError::Rejected {
+            reason: "too_large",
+            detail: "HTTP 413".into(),
+        };
+        assert_eq!(e.reason(), "too_large");
+        assert!(e.is_rejected() && !e.is_permanent());
+        assert_eq!(e.to_string(), "message rejected (too_large): HTTP 413");
     }
 }

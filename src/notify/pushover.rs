@@ -148,8 +148,20 @@ pub fn quota_hint(answer: &Answer, now: chrono::DateTime<chrono::Utc>) -> Option
     })
 }
 
+/// Parameters of one message; a 4xx naming one of them rejects that message only.
+const MESSAGE_FIELDS: &[&str] = &[
+    "message",
+    "title",
+    "url",
+    "url_title",
+    "priority",
+    "timestamp",
+    "html",
+];
+
 /// Pushover's answers: `{"status":1}` ok; `{"status":0,"errors":[…]}` with 4xx is our
-/// request or credentials (permanent); 429 is the monthly quota (wait for its reset).
+/// credentials (permanent), this message (a message field named: rejected) or our request
+/// (permanent); 429 is the monthly quota (wait for its reset).
 pub(crate) fn classify(
     ctx: &SendContext<'_>,
     answer: &Answer,
@@ -178,11 +190,25 @@ pub(crate) fn classify(
         let bad_credentials = json.as_ref().is_some_and(|v| {
             v["token"].as_str() == Some("invalid") || v["user"].as_str() == Some("invalid")
         }) || matches!(answer.status, 401 | 403);
-        let reason = if bad_credentials { "auth" } else { "client" };
-        return Err(ctx.permanent(
-            reason,
-            format!("Pushover answered HTTP {}: {errors}", answer.status),
-        ));
+        let detail = format!("Pushover answered HTTP {}: {errors}", answer.status);
+        if bad_credentials {
+            return Err(ctx.permanent("auth", detail));
+        }
+        if answer.status == 413 {
+            return Err(ctx.rejected("too_large", detail));
+        }
+        // Pushover names the offending parameter as a key of its answer: one of the message's
+        // own fields means this message is at fault, not the target.
+        let field = json.as_ref().and_then(|v| {
+            MESSAGE_FIELDS
+                .iter()
+                .find_map(|f| v[*f].as_str().map(|problem| (*f, problem)))
+        });
+        return Err(match field {
+            Some((_, problem)) if problem.contains("too long") => ctx.rejected("too_large", detail),
+            Some(_) => ctx.rejected("invalid", detail),
+            None => ctx.permanent("client", detail),
+        });
     }
     if answer.is_success() && json.as_ref().and_then(|v| v["status"].as_i64()) == Some(0) {
         return Err(ctx.permanent(

@@ -180,9 +180,30 @@ impl Slack {
     }
 }
 
-/// Slack's answers are plain text: `invalid_payload` 400; `action_prohibited` 403;
-/// `no_service`/`channel_not_found` 404; `channel_is_archived` 410; 429 with Retry-After.
+/// Slack's 400 answers that concern the message, not the webhook or channel.
+const MESSAGE_INVALID: &[&str] = &[
+    "invalid_payload",
+    "invalid_blocks",
+    "invalid_blocks_format",
+    "invalid_attachments",
+    "too_many_attachments",
+    "no_text",
+];
+const MESSAGE_TOO_LONG: &[&str] = &["msg_too_long", "msg_blocks_too_long"];
+
+/// Slack's answers are plain text: 400 `invalid_payload`, `invalid_blocks`, `no_text`, ...
+/// reject this message only; `action_prohibited` 403; `no_service`/`channel_not_found` 404;
+/// `channel_is_archived` 410; 429 with Retry-After.
 pub(crate) fn classify(ctx: &SendContext<'_>, answer: &Answer) -> Result<(), SendError> {
+    if answer.status == 400 {
+        let code = answer.body.trim();
+        if MESSAGE_TOO_LONG.contains(&code) {
+            return Err(http::too_large(ctx, "Slack", answer));
+        }
+        if MESSAGE_INVALID.contains(&code) {
+            return Err(http::invalid(ctx, "Slack", answer));
+        }
+    }
     if answer.status == 410 {
         return Err(ctx.permanent(
             "not_found",

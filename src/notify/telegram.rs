@@ -237,7 +237,24 @@ pub(crate) enum Outcome {
     Migrated(i64),
 }
 
-/// Telegram's answers: `{"ok":false,"error_code":N,"description":…,"parameters":{…}}`.
+/// Whether a 400 description is about the message itself ("too_large" or "invalid") rather
+/// than the chat or the bot ("chat not found" stays a permanent failure of the target).
+fn rejects_the_message(description: &str) -> Option<&'static str> {
+    let d = description.to_ascii_lowercase();
+    if d.contains("message is too long") || d.contains("text is too long") {
+        Some("too_large")
+    } else if d.contains("can't parse entities")
+        || d.contains("message text is empty")
+        || d.contains("text must be non-empty")
+    {
+        Some("invalid")
+    } else {
+        None
+    }
+}
+
+/// Telegram's answers: `{"ok":false,"error_code":N,"description":…,"parameters":{…}}`; 400
+/// "message is too long" / "can't parse entities" and 413 reject this message only.
 pub(crate) fn classify(ctx: &SendContext<'_>, answer: &Answer) -> Result<Outcome, SendError> {
     let json = answer.json().unwrap_or(Value::Null);
     let parameters = &json["parameters"];
@@ -260,10 +277,14 @@ pub(crate) fn classify(ctx: &SendContext<'_>, answer: &Answer) -> Result<Outcome
                 .or_else(|| answer.retry_after())
                 .unwrap_or(Duration::from_secs(1)),
         }),
+        413 => Err(ctx.rejected("too_large", detail)),
         401 | 403 => Err(ctx.permanent("auth", detail)),
         404 => Err(ctx.permanent("not_found", detail)),
         500..=599 => Err(ctx.transient("server", detail)),
-        400..=499 => Err(ctx.permanent("client", detail)),
+        400..=499 => match rejects_the_message(&description).filter(|_| answer.status == 400) {
+            Some(reason) => Err(ctx.rejected(reason, detail)),
+            None => Err(ctx.permanent("client", detail)),
+        },
         _ => Err(ctx.transient("server", detail)),
     }
 }

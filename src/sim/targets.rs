@@ -3,7 +3,8 @@
 //!
 //! Owns payload validation with each service's real limits and error bodies, the record of
 //! what was accepted (with receive times), scripted faults per path prefix (429 with the real
-//! body and headers, 5xx, 404, 403, Telegram migration, hangs, dropped connections), outages,
+//! body and headers, 5xx, 404, 403, 413, Telegram migration, hangs, dropped connections),
+//! request body caps per path prefix, outages,
 //! and optional enforcement of each service's published rate limits. Used by tests, the
 //! notifier actor's tests and benchmarks; it never talks to the outside world.
 //!
@@ -61,6 +62,8 @@ pub enum Behaviour {
     Hang(Duration),
     /// Read the request, then drop the connection without an answer.
     Close,
+    /// HTTP 413 with the service's "request too large" answer (Discord code 40005, ...).
+    TooLarge,
     /// Any status and body.
     Respond { status: u16, body: String },
 }
@@ -159,6 +162,8 @@ struct State {
     migrated: HashMap<String, i64>,
     enforce_limits: bool,
     limiters: HashMap<String, Limiter>,
+    /// Per path prefix: bodies longer than this many bytes get the service's 413.
+    body_limits: Vec<(String, usize)>,
     /// Recent accepted Discord requests per webhook, for the X-RateLimit-* headers.
     discord_recent: HashMap<String, Vec<Instant>>,
     pushover_sent: u32,
@@ -308,6 +313,17 @@ impl FakeServices {
         });
     }
 
+    /// Requests on `path_prefix` whose body is longer than `max_bytes` get the service's 413
+    /// answer ([`Behaviour::TooLarge`]); `None` lifts the limit. Every service caps request
+    /// bodies somewhere; this puts the cap where a test needs it.
+    pub fn set_body_limit(&self, path_prefix: &str, max_bytes: Option<usize>) {
+        let mut state = self.shared.lock();
+        state.body_limits.retain(|(p, _)| p != path_prefix);
+        if let Some(max_bytes) = max_bytes {
+            state.body_limits.push((path_prefix.to_string(), max_bytes));
+        }
+    }
+
     /// While down, requests on `path_prefix` get 503.
     pub fn set_down(&self, path_prefix: &str, down: bool) {
         let mut state = self.shared.lock();
@@ -403,9 +419,8 @@ async fn handle(shared: Arc<Shared>, request: Request<hyper::body::Incoming>) ->
     let body = match axum::body::to_bytes(Body::new(body), MAX_REQUEST_BYTES).await {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => {
-            let answer = text(413, "request entity too large");
             record_attempt(&shared, service, &path, 413, at);
-            return Handled::Answer(answer);
+            return Handled::Answer(too_large(service));
         }
     };
     let incoming = Incoming {
@@ -419,6 +434,15 @@ async fn handle(shared: Arc<Shared>, request: Request<hyper::body::Incoming>) ->
     if parts.method != hyper::Method::POST {
         record_attempt(&shared, service, &incoming.path, 405, at);
         return Handled::Answer(text(405, "method not allowed"));
+    }
+    let over_limit = shared
+        .lock()
+        .body_limits
+        .iter()
+        .any(|(prefix, max)| incoming.path.starts_with(prefix) && incoming.body.len() > *max);
+    if over_limit {
+        record_attempt(&shared, service, &incoming.path, 413, at);
+        return Handled::Answer(too_large(service));
     }
 
     let scripted = {
@@ -678,6 +702,35 @@ fn server_error(service: FakeService, status: u16) -> Response<Body> {
     }
 }
 
+/// The service's answer to a request body over its cap.
+fn too_large(service: FakeService) -> Response<Body> {
+    match service {
+        FakeService::Discord => json_response(
+            413,
+            json!({"message": "Request entity too large", "code": 40005}),
+        ),
+        FakeService::Telegram => json_response(
+            413,
+            json!({"ok": false, "error_code": 413, "description": "Request Entity Too Large"}),
+        ),
+        FakeService::Ntfy => json_response(
+            413,
+            json!({"code": 41303, "http": 413, "error": "JSON body too large"}),
+        ),
+        FakeService::Gotify => json_response(
+            413,
+            json!({"error": "Request Entity Too Large", "errorCode": 413,
+                   "errorDescription": "http: request body too large"}),
+        ),
+        // Slack, Pushover and self-hosted webhooks sit behind proxies that answer HTML pages.
+        _ => response(
+            413,
+            "text/html",
+            "<html><head><title>413 Request Entity Too Large</title></head><body><h1>413 Request Entity Too Large</h1></body></html>".to_string(),
+        ),
+    }
+}
+
 fn scripted_answer(shared: &Shared, incoming: &Incoming, behaviour: &Behaviour) -> Response<Body> {
     let service = incoming.service;
     match behaviour {
@@ -691,6 +744,7 @@ fn scripted_answer(shared: &Shared, incoming: &Incoming, behaviour: &Behaviour) 
             _ => rate_limited(shared, incoming, Duration::from_secs(3600)),
         },
         Behaviour::ServerError(status) => server_error(service, *status),
+        Behaviour::TooLarge => too_large(service),
         Behaviour::NotFound => match service {
             FakeService::Discord => {
                 json_response(404, json!({"message": "Unknown Webhook", "code": 10015}))

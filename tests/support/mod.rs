@@ -3,6 +3,8 @@
 //! and a bound on every async test.
 #![allow(dead_code)]
 
+pub mod logs;
+pub mod pki;
 pub mod smtp;
 
 use chrono::{DateTime, Utc};

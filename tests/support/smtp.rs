@@ -1,15 +1,22 @@
 //! A small SMTP server for tests: mailin's protocol state machine behind a tokio TCP loop on
-//! 127.0.0.1. Replies at MAIL, RCPT and DATA are configurable (accept, 4xx, 5xx); AUTH
-//! PLAIN/LOGIN is checked against configured credentials; STARTTLS can be advertised (the
-//! server records that the client asked, then drops the connection: there is no certificate).
+//! 127.0.0.1. Replies at MAIL, RCPT and DATA are configurable (accept, 4xx, 5xx, "too big");
+//! AUTH PLAIN/LOGIN is checked against configured credentials. TLS with tokio-rustls and a
+//! certificate from [`super::pki`]: STARTTLS (advertised, then a real upgrade) or implicit TLS
+//! (handshake first, as on port 465); with a certificate, AUTH is offered only inside TLS.
+//! STARTTLS advertised without a certificate records that the client asked, then drops the
+//! connection.
 
-use mailin::{response, Action, AuthMechanism, Handler, Response, SessionBuilder};
+use mailin::{response, Action, AuthMechanism, Handler, Response, Session, SessionBuilder};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 /// How the server answers one SMTP step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,6 +26,8 @@ pub enum Reply {
     Temporary,
     /// 5xx: do not try again.
     Permanent,
+    /// 552 5.3.4: this message is over the server's size limit.
+    TooLarge,
 }
 
 #[derive(Debug, Clone)]
@@ -28,7 +37,12 @@ pub struct SmtpConfig {
     pub data: Reply,
     /// Required credentials; `None`: AUTH not offered.
     pub auth: Option<(String, String)>,
+    /// Advertise STARTTLS (upgraded when `tls` is set, else the connection is dropped).
     pub starttls: bool,
+    /// The server's certificate ([`super::pki::TestPki::server`]).
+    pub tls: Option<Arc<ServerConfig>>,
+    /// TLS from the first byte (port 465 style); needs `tls`.
+    pub implicit_tls: bool,
 }
 
 impl Default for SmtpConfig {
@@ -39,6 +53,8 @@ impl Default for SmtpConfig {
             data: Reply::Accept,
             auth: None,
             starttls: false,
+            tls: None,
+            implicit_tls: false,
         }
     }
 }
@@ -50,12 +66,16 @@ pub struct Mail {
     pub to: Vec<String>,
     pub data: String,
     pub authenticated_as: Option<String>,
+    /// Whether the mail arrived inside TLS.
+    pub over_tls: bool,
 }
 
 #[derive(Default)]
 struct Recorded {
     mails: Vec<Mail>,
     starttls_requests: usize,
+    tls_handshakes: usize,
+    failed_handshakes: usize,
     connections: usize,
 }
 
@@ -78,6 +98,7 @@ struct MailHandler {
     to: Vec<String>,
     data: Vec<u8>,
     user: Option<String>,
+    tls: Arc<AtomicBool>,
 }
 
 fn reply(reply: Reply, temporary: &'static str, permanent: &'static str) -> Response {
@@ -85,6 +106,10 @@ fn reply(reply: Reply, temporary: &'static str, permanent: &'static str) -> Resp
         Reply::Accept => response::OK,
         Reply::Temporary => Response::custom(451, temporary.to_string()),
         Reply::Permanent => Response::custom(550, permanent.to_string()),
+        Reply::TooLarge => Response::custom(
+            552,
+            "5.3.4 Message size exceeds fixed maximum message size".to_string(),
+        ),
     }
 }
 
@@ -123,6 +148,7 @@ impl Handler for MailHandler {
                         to: self.to.clone(),
                         data,
                         authenticated_as: self.user.clone(),
+                        over_tls: self.tls.load(Ordering::SeqCst),
                     });
                 }
                 Response::custom(250, "2.0.0 OK queued as FAKE123".to_string())
@@ -131,6 +157,10 @@ impl Handler for MailHandler {
                 Response::custom(452, "4.3.1 Insufficient system storage".to_string())
             }
             Reply::Permanent => Response::custom(554, "5.6.0 Message rejected".to_string()),
+            Reply::TooLarge => Response::custom(
+                552,
+                "5.3.4 Message size exceeds fixed maximum message size".to_string(),
+            ),
         }
     }
 
@@ -155,6 +185,137 @@ impl MailHandler {
     }
 }
 
+/// What a connection needs to build sessions and record what happens.
+#[derive(Clone)]
+struct Connection {
+    config: SmtpConfig,
+    builder: SessionBuilder,
+    recorded: Arc<Mutex<Recorded>>,
+    peer: IpAddr,
+    /// Set once this connection runs inside TLS; read by the handler when a mail arrives.
+    tls: Arc<AtomicBool>,
+}
+
+impl Connection {
+    /// A fresh session; inside TLS it is told so (no STARTTLS offered, AUTH allowed).
+    fn session(&self) -> Session<MailHandler> {
+        let mut session = self.builder.build(
+            self.peer,
+            MailHandler {
+                config: self.config.clone(),
+                recorded: self.recorded.clone(),
+                from: String::new(),
+                to: Vec::new(),
+                data: Vec::new(),
+                user: None,
+                tls: self.tls.clone(),
+            },
+        );
+        if self.tls.load(Ordering::SeqCst) {
+            session.tls_active();
+        }
+        session
+    }
+
+    fn record(&self, f: impl FnOnce(&mut Recorded)) {
+        if let Ok(mut recorded) = self.recorded.lock() {
+            f(&mut recorded);
+        }
+    }
+
+    async fn handshake(&self, stream: TcpStream) -> Option<TlsStream<TcpStream>> {
+        let server = self.config.tls.clone()?;
+        match TlsAcceptor::from(server).accept(stream).await {
+            Ok(tls) => {
+                self.tls.store(true, Ordering::SeqCst);
+                self.record(|r| r.tls_handshakes += 1);
+                Some(tls)
+            }
+            Err(_) => {
+                self.record(|r| r.failed_handshakes += 1);
+                None
+            }
+        }
+    }
+
+    async fn serve(self, stream: TcpStream) {
+        if self.config.implicit_tls {
+            if let Some(tls) = self.handshake(stream).await {
+                let mut session = self.session();
+                self.converse(tls, &mut session, true).await;
+            }
+            return;
+        }
+        let mut session = self.session();
+        let Some(plain) = self.converse(stream, &mut session, true).await else {
+            return;
+        };
+        // STARTTLS was answered with 220: the client's handshake comes next.
+        if let Some(tls) = self.handshake(plain).await {
+            let mut session = self.session();
+            self.converse(tls, &mut session, false).await;
+        }
+    }
+
+    /// Runs the SMTP dialogue on `stream`. Returns the stream when the client asked for
+    /// STARTTLS and this server has a certificate to upgrade with.
+    async fn converse<S>(
+        &self,
+        stream: S,
+        session: &mut Session<MailHandler>,
+        greet: bool,
+    ) -> Option<S>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut stream = BufReader::new(stream);
+        let mut out = Vec::new();
+        if greet
+            && (session.greeting().write_to(&mut out).is_err()
+                || stream.write_all(&out).await.is_err())
+        {
+            return None;
+        }
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match stream.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            let res = session.process(&line);
+            if line == b".\r\n" && res.is_error {
+                // mailin stays in its DATA state after a refused message, where real servers
+                // return to the command state: start a fresh session (the client resets or
+                // quits next anyway).
+                *session = self.session();
+            }
+            out.clear();
+            let _ = res.write_to(&mut out);
+            match res.action {
+                Action::NoReply => continue,
+                Action::Reply => {
+                    if stream.write_all(&out).await.is_err() {
+                        return None;
+                    }
+                }
+                Action::Close => {
+                    let _ = stream.write_all(&out).await;
+                    return None;
+                }
+                Action::UpgradeTls => {
+                    self.record(|r| r.starttls_requests += 1);
+                    if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+                        return None;
+                    }
+                    // Without a certificate the client's handshake fails on the closed socket.
+                    return self.config.tls.is_some().then(|| stream.into_inner());
+                }
+            }
+        }
+    }
+}
+
 impl SmtpServer {
     pub async fn start(config: SmtpConfig) -> SmtpServer {
         let listener = TcpListener::bind(("127.0.0.1", 0))
@@ -169,8 +330,11 @@ impl SmtpServer {
         if config.auth.is_some() {
             builder
                 .enable_auth(AuthMechanism::Plain)
-                .enable_auth(AuthMechanism::Login)
-                .insecure_enable_plaintext_auth();
+                .enable_auth(AuthMechanism::Login);
+            // A server with a certificate offers AUTH only inside TLS, as real ones do.
+            if config.tls.is_none() {
+                builder.insecure_enable_plaintext_auth();
+            }
         }
         let task_recorded = recorded.clone();
         let task = tokio::spawn(async move {
@@ -179,70 +343,14 @@ impl SmtpServer {
                 if let Ok(mut r) = task_recorded.lock() {
                     r.connections += 1;
                 }
-                let new_handler = {
-                    let config = config.clone();
-                    let recorded = task_recorded.clone();
-                    move || MailHandler {
-                        config: config.clone(),
-                        recorded: recorded.clone(),
-                        from: String::new(),
-                        to: Vec::new(),
-                        data: Vec::new(),
-                        user: None,
-                    }
+                let connection = Connection {
+                    config: config.clone(),
+                    builder: builder.clone(),
+                    recorded: task_recorded.clone(),
+                    peer: peer.ip(),
+                    tls: Arc::new(AtomicBool::new(false)),
                 };
-                let builder = builder.clone();
-                let mut session = builder.build(peer.ip(), new_handler());
-                let recorded = task_recorded.clone();
-                connections.spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut reader = BufReader::new(read);
-                    let mut out = Vec::new();
-                    if session.greeting().write_to(&mut out).is_err()
-                        || write.write_all(&out).await.is_err()
-                    {
-                        return;
-                    }
-                    let mut line = Vec::new();
-                    loop {
-                        line.clear();
-                        match reader.read_until(b'\n', &mut line).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        let res = session.process(&line);
-                        if line == b".\r\n" && res.is_error {
-                            // mailin stays in its DATA state after a refused message, where
-                            // real servers return to the command state: start a fresh session
-                            // (the client resets or quits next anyway).
-                            session = builder.build(peer.ip(), new_handler());
-                        }
-                        out.clear();
-                        match res.action {
-                            Action::NoReply => continue,
-                            Action::Reply => {
-                                let _ = res.write_to(&mut out);
-                                if write.write_all(&out).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Action::Close => {
-                                let _ = res.write_to(&mut out);
-                                let _ = write.write_all(&out).await;
-                                return;
-                            }
-                            Action::UpgradeTls => {
-                                if let Ok(mut r) = recorded.lock() {
-                                    r.starttls_requests += 1;
-                                }
-                                let _ = res.write_to(&mut out);
-                                let _ = write.write_all(&out).await;
-                                // No certificate here: the client's handshake fails.
-                                return;
-                            }
-                        }
-                    }
-                });
+                connections.spawn(connection.serve(stream));
                 while connections.try_join_next().is_some() {}
             }
         });
@@ -264,6 +372,19 @@ impl SmtpServer {
         self.recorded
             .lock()
             .map(|r| r.starttls_requests)
+            .unwrap_or(0)
+    }
+
+    /// TLS handshakes that completed (STARTTLS upgrades and implicit TLS).
+    pub fn tls_handshakes(&self) -> usize {
+        self.recorded.lock().map(|r| r.tls_handshakes).unwrap_or(0)
+    }
+
+    /// TLS handshakes the client abandoned or that failed.
+    pub fn failed_handshakes(&self) -> usize {
+        self.recorded
+            .lock()
+            .map(|r| r.failed_handshakes)
             .unwrap_or(0)
     }
 
