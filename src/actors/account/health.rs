@@ -223,24 +223,26 @@ impl AccountActor {
                 }
             }
         }
-        let commit = (next != current)
-            .then(|| serde_json::to_string(&next))
-            .map(|json| {
-                json.map(|state| Commit {
-                    account: self.cfg.name.clone(),
-                    kind: HEALTH_KIND,
-                    id: self.cfg.name.clone(),
-                    state: Some(state),
-                    events,
-                })
-            });
         let store = self.store.clone();
+        let account = self.cfg.name.clone();
+        let record = next.clone();
         async move {
-            match commit {
-                None => Ok(false),
-                Some(Ok(commit)) => store.apply(vec![commit]).await.map(|_| true).map_err(|e| e.to_string()),
-                Some(Err(e)) => Err(e.to_string()),
+            if record == current {
+                return Ok(false);
             }
+            let state = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+            let commit = Commit {
+                account: account.clone(),
+                kind: HEALTH_KIND,
+                id: account,
+                state: Some(state),
+                events,
+            };
+            store
+                .apply(vec![commit])
+                .await
+                .map(|_| true)
+                .map_err(|e| e.to_string())
         }
         .into_actor(self)
         .map(move |stored, act, _| match stored {
