@@ -80,6 +80,8 @@ pub struct AccountMetrics {
     state: AtomicU8,
     machine_restarts: AtomicU64,
     degraded_machines: AtomicU64,
+    instance_restarts: AtomicU64,
+    degraded_instances: AtomicU64,
     /// The account's API client: request counts are read from it when rendering.
     client: Mutex<Option<VastClient>>,
     /// Requests counted by clients that were replaced (a reload), so the counter never drops.
@@ -94,6 +96,8 @@ impl Default for AccountMetrics {
             state: AtomicU8::new(0),
             machine_restarts: AtomicU64::new(0),
             degraded_machines: AtomicU64::new(0),
+            instance_restarts: AtomicU64::new(0),
+            degraded_instances: AtomicU64::new(0),
             client: Mutex::new(None),
             api_base: counters(Endpoint::ALL.len()),
         }
@@ -134,6 +138,14 @@ impl AccountMetrics {
 
     pub fn set_degraded_machines(&self, n: usize) {
         self.degraded_machines.store(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn record_instance_restart(&self) {
+        self.instance_restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_degraded_instances(&self, n: usize) {
+        self.degraded_instances.store(n as u64, Ordering::Relaxed);
     }
 
     /// Reads API request counts from `client` from now on (a replaced client's counts are kept).
@@ -486,6 +498,30 @@ impl Metrics {
                 "machines_degraded",
                 &[("account", name)],
                 load(&a.degraded_machines),
+            );
+        }
+        x.family(
+            "instance_restarts_total",
+            "counter",
+            "Instance actors restarted after a failure (panic or death), per account.",
+        );
+        for (name, a) in &accounts {
+            x.sample(
+                "instance_restarts_total",
+                &[("account", name)],
+                load(&a.instance_restarts),
+            );
+        }
+        x.family(
+            "instances_degraded",
+            "gauge",
+            "Instances whose actor failed too often and is backing off, per account.",
+        );
+        for (name, a) in &accounts {
+            x.sample(
+                "instances_degraded",
+                &[("account", name)],
+                load(&a.degraded_instances),
             );
         }
 

@@ -1,21 +1,24 @@
-//! Supervision of machine actors (SPEC §8) in the real actor tree against the simulated cloud:
-//! a machine whose detection keeps panicking is restarted, then marked degraded (one
-//! `machine_error` with reason "supervision", account state "degraded", counted in status and
+//! Supervision of machine and instance actors (SPEC §8) in the real actor tree against the
+//! simulated cloud: a machine whose detection keeps panicking is restarted, then marked degraded
+//! (one `machine_error` with reason "supervision", account state "degraded", counted in status and
 //! metrics) and backed off, while another account's events keep flowing; once the fault is gone
 //! its events resume. A machine actor that dies outright is replaced from its stored state.
+//! Instance actors get the same: one `instance_error` with reason "supervision", back-off while
+//! their siblings keep reporting, events again once the fault is gone, replacement from the stored
+//! record after a death.
 
 use actix::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
-use vast_supervisor::actors::supervision::{FaultInjection, InjectedFault, RestartPolicy};
+use vast_supervisor::actors::supervision::{Child, FaultInjection, InjectedFault, RestartPolicy};
 use vast_supervisor::actors::supervisor::Shutdown;
 use vast_supervisor::actors::{Supervisor, SupervisorOptions};
 use vast_supervisor::config::{AccountConfig, TargetConfig, TargetUrl};
 use vast_supervisor::control::{PublishedStatus, StatusSnapshot};
 use vast_supervisor::event::{Event, Subject};
 use vast_supervisor::metrics::Metrics;
-use vast_supervisor::sim::{MachineSpec, RentalKind, SimCloud, SimHandle};
+use vast_supervisor::sim::{InstanceSpec, MachineSpec, RentalKind, SimCloud, SimHandle};
 use vast_supervisor::store::StoreHandle;
 use vast_supervisor::vast::ClientOptions;
 
@@ -34,6 +37,13 @@ fn account(name: &str, key: &str, sim: &SimHandle) -> AccountConfig {
 fn machine_of(e: &Event) -> Option<u64> {
     match e.subject {
         Subject::Machine { id, .. } => Some(id),
+        _ => None,
+    }
+}
+
+fn instance_of(e: &Event) -> Option<u64> {
+    match e.subject {
+        Subject::Instance { id, .. } => Some(id),
         _ => None,
     }
 }
@@ -75,15 +85,46 @@ fn metric(metrics: &Metrics, series: &str) -> f64 {
         .unwrap()
 }
 
-#[test]
-fn a_failing_machine_actor_is_restarted_degraded_and_recovered() {
-    // The injected panics are expected: keep them out of the test output.
+/// The injected panics are expected: keep them out of the test output.
+fn silence_injected_panics() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if !info.to_string().contains("injected fault") {
             default_hook(info);
         }
     }));
+}
+
+fn supervisor_options(faults: &FaultInjection) -> SupervisorOptions {
+    SupervisorOptions {
+        client: ClientOptions::for_short_polls(POLL),
+        flush_timeout: Duration::from_secs(2),
+        restart_policy: RestartPolicy {
+            max_restarts: 5,
+            window: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(300),
+            backoff_cap: Duration::from_secs(1),
+        },
+        fault_injection: Some(faults.clone()),
+        ..SupervisorOptions::default()
+    }
+}
+
+/// Keeps the status snapshot in demand (as a running `status` would), so it is rebuilt every
+/// second and the test can read it.
+fn keep_status_fresh(sup: &Supervisor) {
+    let demand = sup.status_demand();
+    actix::spawn(async move {
+        loop {
+            demand.asked();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+#[test]
+fn a_failing_machine_actor_is_restarted_degraded_and_recovered() {
+    silence_injected_panics();
     let dir = tempfile::tempdir().unwrap();
     let out: PathBuf = dir.path().join("events.jsonl");
     System::new().block_on(async {
@@ -145,18 +186,7 @@ async fn scenario(dir: &Path, out: &Path) {
             path: out.to_path_buf(),
         },
     );
-    let opts = SupervisorOptions {
-        client: ClientOptions::for_short_polls(POLL),
-        flush_timeout: Duration::from_secs(2),
-        restart_policy: RestartPolicy {
-            max_restarts: 5,
-            window: Duration::from_secs(60),
-            backoff_base: Duration::from_millis(300),
-            backoff_cap: Duration::from_secs(1),
-        },
-        fault_injection: Some(faults.clone()),
-        ..SupervisorOptions::default()
-    };
+    let opts = supervisor_options(&faults);
     let (status_tx, status) = watch::channel(PublishedStatus::default());
     let sup = Supervisor::new(
         vec![
@@ -169,15 +199,7 @@ async fn scenario(dir: &Path, out: &Path) {
     )
     .with_status(status_tx);
     let metrics = sup.metrics();
-    // This test reads the snapshot directly, as the control socket would while someone runs
-    // `status`: keep it in demand so it is rebuilt every second.
-    let demand = sup.status_demand();
-    actix::spawn(async move {
-        loop {
-            demand.asked();
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
+    keep_status_fresh(&sup);
     let sup = sup.start();
     wait_for(out, "startup_summary", |e| {
         e.kind.as_str() == "startup_summary"
@@ -185,7 +207,12 @@ async fn scenario(dir: &Path, out: &Path) {
     .await;
 
     // Detection of acme's machine 101 panics on every observation.
-    faults.set("acme", 101, InjectedFault::PanicInDetection, None);
+    faults.set(
+        "acme",
+        Child::Machine(101),
+        InjectedFault::PanicInDetection,
+        None,
+    );
     sim.start_rental("beta", 201, "b1", vec![0u32], RentalKind::OnDemand, 10.0)
         .unwrap();
     wait_for(out, "beta's rental_start during the fault", |e| {
@@ -236,7 +263,7 @@ async fn scenario(dir: &Path, out: &Path) {
         "no detection while the fault lasts"
     );
     // ... and is detected once the fault is gone.
-    faults.clear("acme", 101);
+    faults.clear("acme", Child::Machine(101));
     wait_for(out, "acme 101 rental_start after the fault", |e| {
         e.kind.as_str() == "rental_start" && machine_of(e) == Some(101)
     })
@@ -256,8 +283,16 @@ async fn scenario(dir: &Path, out: &Path) {
         &metrics,
         "vast_supervisor_machine_restarts_total{account=\"acme\"}",
     );
-    faults.set("acme", 102, InjectedFault::KillActor, Some(1));
-    wait_until("the kill fired", || faults.fired("acme", 102) == 1).await;
+    faults.set(
+        "acme",
+        Child::Machine(102),
+        InjectedFault::KillActor,
+        Some(1),
+    );
+    wait_until("the kill fired", || {
+        faults.fired("acme", Child::Machine(102)) == 1
+    })
+    .await;
     wait_until("the dead actor counted as a restart", || {
         metric(
             &metrics,
@@ -283,6 +318,189 @@ async fn scenario(dir: &Path, out: &Path) {
         e.kind.as_str() == "rental_end" && e.account.as_deref() == Some("beta")
     })
     .await;
+
+    sup.send(Shutdown).await.unwrap();
+    sim.shutdown();
+}
+
+#[test]
+fn a_failing_instance_actor_is_restarted_degraded_and_replaced() {
+    silence_injected_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().join("events.jsonl");
+    System::new().block_on(async {
+        tokio::time::timeout(Duration::from_secs(90), instance_scenario(dir.path(), &out))
+            .await
+            .expect("the scenario finishes in time");
+    });
+
+    let events = read_events(&out);
+    let on = |id: u64| -> Vec<(String, bool)> {
+        events
+            .iter()
+            .filter(|e| instance_of(e) == Some(id))
+            .map(|e| (e.kind.to_string(), is_supervision(e)))
+            .collect()
+    };
+    assert_eq!(
+        on(5001),
+        [
+            ("instance_error".to_string(), true),
+            ("instance_stopped".to_string(), false),
+        ],
+        "one alert, then the change detected once the fault is gone"
+    );
+    assert_eq!(
+        on(5002),
+        [
+            ("instance_stopped".to_string(), false),
+            ("instance_running".to_string(), false),
+        ],
+        "the sibling reported during the fault; its replaced actor continued from the stored \
+         record (no instance_created)"
+    );
+    let alert = events
+        .iter()
+        .find(|e| instance_of(e) == Some(5001))
+        .unwrap();
+    assert_eq!(alert.subject.label(), "web (5001)");
+    assert_eq!(alert.data["restarts"], 6);
+}
+
+fn instance(id: u64, label: &str) -> InstanceSpec {
+    InstanceSpec {
+        id: Some(id),
+        label: Some(label.to_string()),
+        machine_id: Some(24126),
+        num_gpus: Some(1),
+        gpu_name: Some("RTX 4090".into()),
+        actual_status: Some("running".into()),
+        ..InstanceSpec::default()
+    }
+}
+
+async fn instance_scenario(dir: &Path, out: &Path) {
+    let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sim.add_account("KEY-RENT-789", "rent");
+    sim.add_instance("rent", instance(5001, "web")).unwrap();
+    sim.add_instance("rent", instance(5002, "batch")).unwrap();
+    let mut renter = account("rent", "KEY-RENT-789", &sim);
+    renter.watch.machines = false;
+    renter.watch.instances = true;
+    let faults = FaultInjection::default();
+    let target = TargetConfig::with_defaults(
+        "file",
+        TargetUrl::File {
+            path: out.to_path_buf(),
+        },
+    );
+    let (status_tx, status) = watch::channel(PublishedStatus::default());
+    let sup = Supervisor::new(
+        vec![renter],
+        vec![target],
+        StoreHandle::open(&dir.join("state.db")).unwrap(),
+        supervisor_options(&faults),
+    )
+    .with_status(status_tx);
+    let metrics = sup.metrics();
+    keep_status_fresh(&sup);
+    let sup = sup.start();
+    wait_for(out, "startup_summary", |e| {
+        e.kind.as_str() == "startup_summary"
+    })
+    .await;
+    let restarts = || {
+        metric(
+            &metrics,
+            "vast_supervisor_instance_restarts_total{account=\"rent\"}",
+        )
+    };
+    let degraded = || {
+        metric(
+            &metrics,
+            "vast_supervisor_instances_degraded{account=\"rent\"}",
+        )
+    };
+
+    // Detection of instance 5001 panics on every observation.
+    faults.set(
+        "rent",
+        Child::Instance(5001),
+        InjectedFault::PanicInDetection,
+        None,
+    );
+    wait_for(out, "the supervision alert for 5001", |e| {
+        e.kind.as_str() == "instance_error" && instance_of(e) == Some(5001) && is_supervision(e)
+    })
+    .await;
+    wait_until("status shows rent degraded", || {
+        account_status(&status, "rent")["state"] == "degraded"
+    })
+    .await;
+    assert!(restarts() >= 6.0);
+    assert_eq!(degraded(), 1.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            "vast_supervisor_machine_restarts_total{account=\"rent\"}"
+        ),
+        0.0,
+        "instance restarts are not counted as machine restarts"
+    );
+
+    // Both instances stop: the sibling is reported, the faulty one is not while it fails ...
+    sim.set_instance_status(5001, Some("exited"), "stopped", None)
+        .unwrap();
+    sim.set_instance_status(5002, Some("exited"), "stopped", None)
+        .unwrap();
+    wait_for(out, "5002 stopped during the fault", |e| {
+        e.kind.as_str() == "instance_stopped" && instance_of(e) == Some(5002)
+    })
+    .await;
+    tokio::time::sleep(POLL * 5).await;
+    assert!(
+        !read_events(out)
+            .iter()
+            .any(|e| e.kind.as_str() == "instance_stopped" && instance_of(e) == Some(5001)),
+        "no detection while the fault lasts"
+    );
+    // ... and is, once the fault is gone; the back-off ends with it.
+    faults.clear("rent", Child::Instance(5001));
+    wait_for(out, "5001 stopped after the fault", |e| {
+        e.kind.as_str() == "instance_stopped" && instance_of(e) == Some(5001)
+    })
+    .await;
+    wait_until("rent ok again", || {
+        account_status(&status, "rent")["state"] == "ok" && degraded() == 0.0
+    })
+    .await;
+
+    // Instance 5002's actor dies outright: it is replaced from the stored record, so a later
+    // change is detected as a change, not as a new instance.
+    let before = restarts();
+    faults.set(
+        "rent",
+        Child::Instance(5002),
+        InjectedFault::KillActor,
+        Some(1),
+    );
+    wait_until("the kill fired", || {
+        faults.fired("rent", Child::Instance(5002)) == 1
+    })
+    .await;
+    wait_until("the dead actor counted as a restart", || {
+        restarts() == before + 1.0
+    })
+    .await;
+    sim.set_instance_status(5002, Some("running"), "running", None)
+        .unwrap();
+    wait_for(out, "5002 running after the replacement", |e| {
+        e.kind.as_str() == "instance_running" && instance_of(e) == Some(5002)
+    })
+    .await;
+    assert_eq!(account_status(&status, "rent")["state"], "ok");
 
     sup.send(Shutdown).await.unwrap();
     sim.shutdown();

@@ -2,35 +2,39 @@
 //! fetches the machine list and the instance list once per poll and hands each machine or
 //! instance actor its row. Polls are self-scheduled with `notify_later` and run under `ctx.wait`,
 //! so they never overlap. Owns the account's health (`account_stale` after `stale_after_polls`
-//! failed polls in a row, `account_restored`, `account_auth_failed` with a slow probe) and its
-//! money watch (`credit_low`, the daily `earnings_digest`), whose small state it persists.
-//! Its metrics and the supervision of its machine actors live in the child module `ops`.
+//! failed polls in a row, `account_restored`, `account_auth_failed` with a slow probe), which it
+//! persists and reloads on start (child module `health`), and its money watch (`credit_low`, the
+//! daily `earnings_digest`), whose small state it persists.
+//! Its metrics and the supervision of its machine and instance actors live in the child module
+//! `ops`.
 
+mod health;
 mod ops;
 
+pub(crate) use health::forget_removed_accounts;
+pub use health::{HealthRecord, HEALTH_KIND};
 pub use ops::AccountOps;
 
 use super::instance::{
-    InstanceActor, InstanceMissing, InstanceRecord, InstanceSettings, ObserveInstance,
+    InstanceActor, InstanceMissing, InstanceObserveResult, InstanceRecord, InstanceSettings,
+    ObserveInstance,
 };
 use super::machine::{MachineActor, Missing, Observe, ObserveReport};
-use super::supervision::RestartLog;
-use super::{account_event, queue_events};
+use super::supervision::{Child, RestartLog};
 use crate::config::AccountConfig;
 use crate::detect::instance::{InstanceAdoption, InstanceRules, InstanceSummary};
 use crate::detect::logs::compile_rules;
 use crate::detect::money::{self, CreditState, DigestState};
 use crate::detect::{Adoption, MachineRules, MachineState, MachineSummary};
-use crate::event::{Event, EventKind};
+use crate::event::Event;
 use crate::store::{Commit, StoreHandle};
 use crate::vast::{Instance, Machine, VastClient, VastError};
 use actix::prelude::*;
 use chrono::{DateTime, Local, NaiveDateTime, Utc};
 use futures::future::join_all;
-use ops::MachineOutcome;
+use ops::ChildOutcome;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +54,10 @@ pub fn system_local_clock() -> LocalClock {
     Arc::new(|| Local::now().naive_local())
 }
 
-/// How healthy the account's polling is (shown in status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How healthy the account's polling is (shown in status; persisted as `ok`, `stale`,
+/// `auth_failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AccountHealth {
     Ok,
     Stale,
@@ -104,6 +110,8 @@ pub struct AccountActor {
     successful_polls: u64,
     consecutive_failures: u32,
     health: AccountHealth,
+    /// When `health` began (persisted with it, see `health`).
+    health_since: Option<DateTime<Utc>>,
     first_poll_reported: bool,
     supervisor: Option<Recipient<FirstPollDone>>,
     last_error: Option<String>,
@@ -117,7 +125,7 @@ pub struct AccountActor {
     quarantined: Vec<String>,
     /// Metrics and supervision hooks (see `ops`).
     ops: AccountOps,
-    restart_logs: BTreeMap<u64, RestartLog>,
+    restart_logs: BTreeMap<Child, RestartLog>,
     /// Where this account publishes its status after loading and after every poll, so status
     /// is read without asking (and waiting for) a busy actor.
     status_feed: watch::Sender<Option<Arc<AccountStatus>>>,
@@ -159,6 +167,7 @@ impl AccountActor {
             successful_polls: 0,
             consecutive_failures: 0,
             health: AccountHealth::Ok,
+            health_since: None,
             first_poll_reported: false,
             supervisor,
             last_error: None,
@@ -182,7 +191,8 @@ impl AccountActor {
 
     /// Publishes the account's status (a few hundred pointers, not copies of the summaries).
     fn publish_status(&self) {
-        let (restarts_by_machine, degraded_machines) = self.restart_report();
+        let (restarts_by_machine, degraded_machines) = self.restart_report(Child::machine);
+        let (restarts_by_instance, degraded_instances) = self.restart_report(Child::instance);
         let status = AccountStatus {
             name: self.cfg.name.clone(),
             state: self.status_state(),
@@ -199,8 +209,11 @@ impl AccountActor {
                 .map(|(e, n)| (e.label(), n))
                 .collect(),
             quarantined: self.quarantined.clone(),
-            restarts: restarts_by_machine.values().sum(),
+            restarts: restarts_by_machine.values().sum::<u64>()
+                + restarts_by_instance.values().sum::<u64>(),
             restarts_by_machine,
+            restarts_by_instance,
+            degraded_instances,
             degraded_machines,
         };
         self.status_feed.send_replace(Some(Arc::new(status)));
@@ -242,6 +255,7 @@ impl AccountActor {
             self.client.clone(),
             self.store.clone(),
         )
+        .with_fault_injection(self.ops.faults.clone())
         .start();
         self.instances.insert(id, addr.clone());
         addr
@@ -283,7 +297,7 @@ impl AccountActor {
                 continue;
             }
             self.gone_machines.remove(&id);
-            if self.observation_paused(id, clock) {
+            if self.observation_paused(Child::Machine(id), clock) {
                 continue;
             }
             let addr = match self.machines.get(&id) {
@@ -298,7 +312,7 @@ impl AccountActor {
             .filter(|(id, _)| {
                 !seen.contains(id)
                     && !self.gone_machines.contains(id)
-                    && !self.observation_paused(**id, clock)
+                    && !self.observation_paused(Child::Machine(**id), clock)
             })
             .map(|(id, a)| (*id, a.clone()))
             .collect();
@@ -307,20 +321,20 @@ impl AccountActor {
         let store = self.store.clone();
         async move {
             let mut reports: Vec<ObserveReport> = Vec::new();
-            let mut outcomes: Vec<(u64, MachineOutcome)> = Vec::new();
+            let mut outcomes: Vec<(u64, ChildOutcome)> = Vec::new();
             let (ids, futs): (Vec<u64>, Vec<_>) = observes.into_iter().unzip();
             for (id, r) in ids.into_iter().zip(join_all(futs).await) {
                 match r {
                     Ok(Ok(report)) => {
-                        outcomes.push((id, MachineOutcome::Done));
+                        outcomes.push((id, ChildOutcome::Done));
                         reports.push(report)
                     }
                     Ok(Err(e)) => {
-                        outcomes.push((id, MachineOutcome::of_error(&e)));
+                        outcomes.push((id, ChildOutcome::of_machine_error(&e)));
                         tracing::error!(account = %account, machine = id, error = %e, "observation failed")
                     }
                     Err(e) => {
-                        outcomes.push((id, MachineOutcome::of_mailbox(&e)));
+                        outcomes.push((id, ChildOutcome::of_mailbox(&e)));
                         tracing::error!(account = %account, machine = id, error = %e, "machine actor unreachable")
                     }
                 }
@@ -334,15 +348,15 @@ impl AccountActor {
                         }
                         match addr.send(Missing { lookup, now }).await {
                             Ok(Ok(report)) => {
-                                outcomes.push((id, MachineOutcome::Done));
+                                outcomes.push((id, ChildOutcome::Done));
                                 reports.push(report)
                             }
                             Ok(Err(e)) => {
-                                outcomes.push((id, MachineOutcome::of_error(&e)));
+                                outcomes.push((id, ChildOutcome::of_machine_error(&e)));
                                 tracing::error!(account = %account, machine = id, error = %e, "missing-machine check failed")
                             }
                             Err(e) => {
-                                outcomes.push((id, MachineOutcome::of_mailbox(&e)));
+                                outcomes.push((id, ChildOutcome::of_mailbox(&e)));
                                 tracing::error!(account = %account, machine = id, error = %e, "machine actor unreachable")
                             }
                         }
@@ -354,10 +368,10 @@ impl AccountActor {
             // Dead actors are replaced before this poll ends, so the next one finds them.
             let dead = outcomes
                 .iter()
-                .filter(|(_, o)| *o == MachineOutcome::Died)
+                .filter(|(_, o)| *o == ChildOutcome::Died)
                 .map(|(id, _)| *id)
                 .collect();
-            let restored = ops::load_machine_states(&store, &account, dead).await;
+            let restored = ops::load_stored::<MachineState>(&store, &account, dead).await;
             (reports, gone, outcomes, restored)
         }
         .into_actor(self)
@@ -368,7 +382,7 @@ impl AccountActor {
                     act.summaries.insert(r.machine_id, summary);
                 }
             }
-            act.supervise_machines(outcomes, restored, now, ctx);
+            act.supervise(outcomes, restored, now, ctx);
         })
     }
 
@@ -385,12 +399,16 @@ impl AccountActor {
         };
         let mut seen = BTreeSet::new();
         let mut observes = Vec::new();
+        let clock = tokio::time::Instant::now();
         for row in rows {
             let Some(id) = row.id else { continue };
             if !seen.insert(id) {
                 continue;
             }
             self.gone_instances.remove(&id);
+            if self.observation_paused(Child::Instance(id), clock) {
+                continue;
+            }
             let addr = match self.instances.get(&id) {
                 Some(a) => a.clone(),
                 None => self.spawn_instance(id, None),
@@ -400,21 +418,36 @@ impl AccountActor {
         let missing: Vec<(u64, Addr<InstanceActor>)> = self
             .instances
             .iter()
-            .filter(|(id, _)| !seen.contains(id) && !self.gone_instances.contains(id))
+            .filter(|(id, _)| {
+                !seen.contains(id)
+                    && !self.gone_instances.contains(id)
+                    && !self.observation_paused(Child::Instance(**id), clock)
+            })
             .map(|(id, a)| (*id, a.clone()))
             .collect();
         let client = self.client.clone();
         let account = self.cfg.name.clone();
+        let store = self.store.clone();
         async move {
             let mut summaries = Vec::new();
+            let mut outcomes: Vec<(u64, ChildOutcome)> = Vec::new();
+            let mut record = |id: u64, r: Result<InstanceObserveResult, MailboxError>| match r {
+                Ok(Ok(summary)) => {
+                    outcomes.push((id, ChildOutcome::Done));
+                    summaries.extend(summary.map(|s| (id, s)));
+                }
+                Ok(Err(e)) => {
+                    outcomes.push((id, ChildOutcome::of_instance_error(&e)));
+                    tracing::error!(account = %account, instance = id, error = %e, "observation failed")
+                }
+                Err(e) => {
+                    outcomes.push((id, ChildOutcome::of_mailbox(&e)));
+                    tracing::error!(account = %account, instance = id, error = %e, "instance actor unreachable")
+                }
+            };
             let (ids, futs): (Vec<u64>, Vec<_>) = observes.into_iter().unzip();
             for (id, r) in ids.into_iter().zip(join_all(futs).await) {
-                match r {
-                    Ok(Ok(Some(summary))) => summaries.push((id, summary)),
-                    Ok(Ok(None)) => {}
-                    Ok(Err(e)) => tracing::error!(account = %account, instance = id, error = %e, "observation failed"),
-                    Err(e) => tracing::error!(account = %account, instance = id, error = %e, "instance actor unreachable"),
-                }
+                record(id, r);
             }
             let mut gone = Vec::new();
             for (id, addr) in missing {
@@ -423,19 +456,26 @@ impl AccountActor {
                         if lookup.is_none() {
                             gone.push(id);
                         }
-                        if let Ok(Ok(Some(summary))) = addr.send(InstanceMissing { lookup, now }).await {
-                            summaries.push((id, summary));
-                        }
+                        record(id, addr.send(InstanceMissing { lookup, now }).await);
                     }
+                    // A failed lookup proves nothing: try again next poll.
                     Err(e) => tracing::warn!(account = %account, instance = id, error = %e, "lookup of a missing instance failed"),
                 }
             }
-            (summaries, gone)
+            // Dead actors are replaced before this poll ends, so the next one finds them.
+            let dead = outcomes
+                .iter()
+                .filter(|(_, o)| *o == ChildOutcome::Died)
+                .map(|(id, _)| *id)
+                .collect();
+            let restored = ops::load_stored::<InstanceRecord>(&store, &account, dead).await;
+            (summaries, gone, outcomes, restored)
         }
         .into_actor(self)
-        .map(|(summaries, gone), act, _ctx| {
+        .map(move |(summaries, gone, outcomes, restored), act, ctx| {
             act.gone_instances.extend(gone);
             act.instance_summaries.extend(summaries);
+            act.supervise(outcomes, restored, now, ctx);
         })
     }
 
@@ -515,73 +555,6 @@ impl AccountActor {
         })
     }
 
-    /// Records a failed poll and returns the account events it implies.
-    fn on_failure(&mut self, error: &VastError, now: DateTime<Utc>) -> Vec<Event> {
-        let name = self.cfg.name.clone();
-        self.last_error = Some(error.to_string());
-        let mut events = Vec::new();
-        if matches!(error, VastError::Unauthorized { .. }) {
-            if self.health != AccountHealth::AuthFailed {
-                self.health = AccountHealth::AuthFailed;
-                events.push(account_event(
-                    &name,
-                    EventKind::AccountAuthFailed,
-                    now,
-                    format!("Vast rejected the API key of {name}"),
-                    "The key is wrong or was revoked. Polling slows to a probe every few minutes until it works again.",
-                    json!({ "error": error.to_string() }),
-                ));
-            }
-            self.report_first_poll(false);
-            return events;
-        }
-        self.consecutive_failures += 1;
-        tracing::warn!(account = %name, failures = self.consecutive_failures, reason = error.reason(), error = %error, "poll failed");
-        if self.consecutive_failures >= self.cfg.stale_after_polls {
-            if self.health == AccountHealth::Ok {
-                self.health = AccountHealth::Stale;
-                events.push(account_event(
-                    &name,
-                    EventKind::AccountStale,
-                    now,
-                    format!("Vast data for {name} is stale"),
-                    format!(
-                        "{} polls in a row failed ({}). Per-machine alerts are held back until polls succeed.",
-                        self.consecutive_failures, error
-                    ),
-                    json!({ "failed_polls": self.consecutive_failures, "reason": error.reason() }),
-                ));
-            }
-            self.report_first_poll(false);
-        }
-        events
-    }
-
-    fn on_success(&mut self, now: DateTime<Utc>) -> Vec<Event> {
-        let name = self.cfg.name.clone();
-        let mut events = Vec::new();
-        if self.health != AccountHealth::Ok {
-            events.push(account_event(
-                &name,
-                EventKind::AccountRestored,
-                now,
-                format!("Vast polling for {name} works again"),
-                format!(
-                    "Polls succeed again after {} ({}).",
-                    self.health.as_str(),
-                    self.last_error.clone().unwrap_or_default()
-                ),
-                json!({ "previous_state": self.health.as_str() }),
-            ));
-        }
-        self.health = AccountHealth::Ok;
-        self.consecutive_failures = 0;
-        self.last_error = None;
-        self.successful_polls += 1;
-        self.last_poll = Some(now);
-        events
-    }
-
     fn report_first_poll(&mut self, ok: bool) {
         if self.first_poll_reported {
             return;
@@ -604,6 +577,7 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.load_health(ctx);
         // Load persisted states before the first poll, so changes that happened while the daemon
         // was down are detected against them (with the real `since` window).
         let store = self.store.clone();
@@ -706,13 +680,8 @@ impl Handler<PollTick> for AccountActor {
                 .flatten()
                 .next()
                 .cloned();
-                let events = match &error {
-                    Some(e) => act.on_failure(e, now),
-                    None => act.on_success(now),
-                };
+                let health = act.health_after_poll(error.as_ref(), now);
                 act.record_poll(error.as_ref());
-                let store = act.store.clone();
-                let name = act.cfg.name.clone();
                 let observe_m = machines
                     .and_then(Result::ok)
                     .map(|rows| act.observe_machines(rows, now));
@@ -720,8 +689,7 @@ impl Handler<PollTick> for AccountActor {
                     .and_then(Result::ok)
                     .map(|rows| act.observe_instances(rows, now));
                 let ok = error.is_none();
-                async move { queue_events(&store, &name, events).await }
-                    .into_actor(act)
+                health
                     .then(move |_, act, _| {
                         let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> =
                             match observe_m {
@@ -788,9 +756,13 @@ pub struct AccountStatus {
     pub api_requests: BTreeMap<&'static str, u64>,
     /// Subjects whose stored state was unreadable at start-up and was set aside.
     pub quarantined: Vec<String>,
-    /// Machine actor restarts since start-up, in total and per machine that had any.
+    /// Machine and instance actor restarts since start-up, in total and per machine or
+    /// instance that had any.
     pub restarts: u64,
     pub restarts_by_machine: BTreeMap<u64, u64>,
+    pub restarts_by_instance: BTreeMap<u64, u64>,
+    /// Instances whose actor failed too often and is backing off.
+    pub degraded_instances: Vec<u64>,
     /// Machines whose actor failed too often and is backing off.
     pub degraded_machines: Vec<u64>,
 }

@@ -2,8 +2,12 @@
 //! cursor, runs the pure core on each row the account actor hands it, and, when log rules apply to
 //! the instance, fetches new log lines through the two-step log API at its own modest interval and
 //! acts on matches (stop or destroy, only with `actions_enabled`). State and events are committed
-//! together; the new state is adopted only after the commit.
+//! together; the new state is adopted only after the commit. A panic inside the core is caught and
+//! the previous state kept. The account actor supervises it like a machine actor: it counts such
+//! failures as restarts, replaces the actor from the stored record if it dies, and backs it off
+//! when it keeps failing (`account::ops`).
 
+use super::supervision::{Child, FaultInjection, InjectedFault};
 use crate::config::LogAction;
 use crate::detect::instance::{
     self as core, InstanceAdoption, InstanceRules, InstanceState, InstanceSummary,
@@ -56,7 +60,21 @@ pub struct InstanceActor {
     store: StoreHandle,
     /// A log fetch is under way (ticks never overlap).
     log_busy: bool,
+    /// Tests only: faults armed for this instance.
+    faults: Option<FaultInjection>,
 }
+
+/// Why an observation of an instance did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceObserveError {
+    #[error("detection panicked on instance {0}; previous state kept")]
+    Panicked(u64),
+    #[error("could not persist instance {instance}: {error}")]
+    Store { instance: u64, error: String },
+}
+
+/// What an observation answers: the instance's summary, `None` when there was nothing to observe.
+pub type InstanceObserveResult = Result<Option<Arc<InstanceSummary>>, InstanceObserveError>;
 
 impl InstanceActor {
     pub fn new(
@@ -75,6 +93,29 @@ impl InstanceActor {
             client,
             store,
             log_busy: false,
+            faults: None,
+        }
+    }
+
+    /// Tests only: lets `faults` make this actor panic (see [`FaultInjection`]).
+    #[doc(hidden)]
+    pub fn with_fault_injection(mut self, faults: Option<FaultInjection>) -> InstanceActor {
+        self.faults = faults;
+        self
+    }
+
+    /// The injected fault for this observation. `KillActor` panics right here, outside the
+    /// core's `catch_unwind`, so the actor dies as it would from a bug in the handler.
+    fn injected_fault(&self) -> bool {
+        let Some(faults) = &self.faults else {
+            return false;
+        };
+        match faults.take(&self.account, Child::Instance(self.instance_id)) {
+            Some(InjectedFault::KillActor) => {
+                panic!("injected fault: instance actor {} killed", self.instance_id)
+            }
+            Some(InjectedFault::PanicInDetection) => true,
+            None => false,
         }
     }
 
@@ -98,10 +139,17 @@ impl InstanceActor {
         &mut self,
         record: InstanceRecord,
         events: Vec<Event>,
-    ) -> ResponseActFuture<Self, Result<Option<Arc<InstanceSummary>>, String>> {
+    ) -> ResponseActFuture<Self, InstanceObserveResult> {
+        let instance = self.instance_id;
         let json = match serde_json::to_string(&record) {
             Ok(j) => j,
-            Err(e) => return Box::pin(async move { Err(e.to_string()) }.into_actor(self)),
+            Err(e) => {
+                let error = InstanceObserveError::Store {
+                    instance,
+                    error: e.to_string(),
+                };
+                return Box::pin(async move { Err(error) }.into_actor(self));
+            }
         };
         for e in &events {
             tracing::info!(account = %self.account, instance = self.instance_id, kind = %e.kind, "{}", e.title);
@@ -123,7 +171,10 @@ impl InstanceActor {
                         act.record = Some(record);
                         Ok(summary)
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(InstanceObserveError::Store {
+                        instance,
+                        error: e.to_string(),
+                    }),
                 }),
         )
     }
@@ -132,13 +183,23 @@ impl InstanceActor {
         &mut self,
         f: impl FnOnce(Option<&InstanceState>) -> (InstanceState, Vec<Event>),
         adopted: bool,
-    ) -> ResponseActFuture<Self, Result<Option<Arc<InstanceSummary>>, String>> {
+    ) -> ResponseActFuture<Self, InstanceObserveResult> {
+        let inject_panic = self.injected_fault();
         let prev = self.record.as_ref().map(|r| &r.state);
-        let (state, events) = match catch_unwind(AssertUnwindSafe(|| f(prev))) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            if inject_panic {
+                panic!("injected fault: detection panicked");
+            }
+            f(prev)
+        }));
+        let (state, events) = match outcome {
             Ok(v) => v,
             Err(_) => {
                 tracing::error!(account = %self.account, instance = self.instance_id, "detection panicked; keeping the previous state");
-                return Box::pin(async { Err("detection panicked".to_string()) }.into_actor(self));
+                let instance = self.instance_id;
+                return Box::pin(
+                    async move { Err(InstanceObserveError::Panicked(instance)) }.into_actor(self),
+                );
             }
         };
         let record = match &self.record {
@@ -176,7 +237,7 @@ impl Actor for InstanceActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<Option<Arc<InstanceSummary>>, String>")]
+#[rtype(result = "InstanceObserveResult")]
 pub struct ObserveInstance {
     pub row: Instance,
     pub now: DateTime<Utc>,
@@ -184,14 +245,14 @@ pub struct ObserveInstance {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<Option<Arc<InstanceSummary>>, String>")]
+#[rtype(result = "InstanceObserveResult")]
 pub struct InstanceMissing {
     pub lookup: Option<Instance>,
     pub now: DateTime<Utc>,
 }
 
 impl Handler<ObserveInstance> for InstanceActor {
-    type Result = AtomicResponse<Self, Result<Option<Arc<InstanceSummary>>, String>>;
+    type Result = AtomicResponse<Self, InstanceObserveResult>;
 
     fn handle(&mut self, msg: ObserveInstance, _ctx: &mut Context<Self>) -> Self::Result {
         let account = self.account.clone();
@@ -214,7 +275,7 @@ impl Handler<ObserveInstance> for InstanceActor {
 }
 
 impl Handler<InstanceMissing> for InstanceActor {
-    type Result = AtomicResponse<Self, Result<Option<Arc<InstanceSummary>>, String>>;
+    type Result = AtomicResponse<Self, InstanceObserveResult>;
 
     fn handle(&mut self, msg: InstanceMissing, _ctx: &mut Context<Self>) -> Self::Result {
         let Some(prev) = self.record.as_ref().map(|r| r.state.clone()) else {

@@ -5,7 +5,7 @@
 //! failures as restarts and replaces the actor from the stored state if it dies
 //! (`account::ops`).
 
-use super::supervision::{FaultInjection, InjectedFault};
+use super::supervision::{Child, FaultInjection, InjectedFault};
 use crate::detect::{self, Adoption, MachineRules, MachineState, MachineSummary, Observation};
 use crate::store::{Commit, StoreHandle};
 use crate::vast::Machine;
@@ -57,7 +57,7 @@ impl MachineActor {
         let Some(faults) = &self.faults else {
             return false;
         };
-        match faults.take(&self.account, self.machine_id) {
+        match faults.take(&self.account, Child::Machine(self.machine_id)) {
             Some(InjectedFault::KillActor) => {
                 panic!("injected fault: machine actor {} killed", self.machine_id)
             }

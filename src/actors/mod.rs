@@ -1,11 +1,13 @@
 //! The actor tree (SPEC §2): supervisor -> one account actor per API key -> one machine actor per
-//! machine; one notifier actor per target. Actors do scheduling, I/O and supervision only: every
-//! decision about what changed is made by the pure core in `crate::detect`, every byte written to
-//! disk goes through `crate::store`, every HTTP request to Vast through `crate::vast`.
+//! machine and one instance actor per rented instance; one notifier actor per target. Actors do
+//! scheduling, I/O and supervision only: every decision about what changed is made by the pure
+//! core in `crate::detect`, every byte written to disk goes through `crate::store`, every HTTP
+//! request to Vast through `crate::vast`.
 //!
 //! ```text
 //! Supervisor ─┬─ AccountActor "alice" ─┬─ MachineActor 12345
-//!             │                        └─ MachineActor 67890
+//!             │                        ├─ MachineActor 67890
+//!             │                        └─ InstanceActor 5003
 //!             ├─ AccountActor "bob" ── ...
 //!             ├─ NotifierActor "ops-discord"
 //!             └─ NotifierActor "log-file"

@@ -1,14 +1,15 @@
-//! Restart bookkeeping for supervised actors (SPEC §8): a failed machine or notifier actor is
-//! restarted fresh; more than `max_restarts` restarts within `window` mark it degraded, which
-//! alerts once and backs off (the actor is left alone for a growing interval) instead of
+//! Restart bookkeeping for supervised actors (SPEC §8): a failed machine, instance or notifier
+//! actor is restarted fresh; more than `max_restarts` restarts within `window` mark it degraded,
+//! which alerts once and backs off (the actor is left alone for a growing interval) instead of
 //! restarting in a tight loop. Owns the counting and the back-off schedule only; the account and
 //! notifier actors decide what a failure is and how to restart.
 //!
-//! Also holds the test-only fault injection ([`FaultInjection`]) that makes a chosen machine
-//! actor panic, passed explicitly through `SupervisorOptions` so production code has no magic
-//! values that could trigger it.
+//! Also holds the test-only fault injection ([`FaultInjection`]) that makes a chosen machine or
+//! instance actor panic, passed explicitly through `SupervisorOptions` so production code has no
+//! magic values that could trigger it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -115,7 +116,53 @@ impl RestartLog {
     }
 }
 
-/// What an injected fault does to a machine actor (tests only).
+/// One child actor of an account: a machine or an instance, by id (the two id spaces are
+/// separate, so the kind is part of the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Child {
+    Machine(u64),
+    Instance(u64),
+}
+
+impl Child {
+    pub fn id(self) -> u64 {
+        match self {
+            Child::Machine(id) | Child::Instance(id) => id,
+        }
+    }
+
+    /// The machine id, for a log line's `machine` field.
+    pub fn machine(self) -> Option<u64> {
+        match self {
+            Child::Machine(id) => Some(id),
+            Child::Instance(_) => None,
+        }
+    }
+
+    /// The instance id, for a log line's `instance` field.
+    pub fn instance(self) -> Option<u64> {
+        match self {
+            Child::Instance(id) => Some(id),
+            Child::Machine(_) => None,
+        }
+    }
+
+    /// "machine" or "instance" (also the subject kind its state is stored under).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Child::Machine(_) => "machine",
+            Child::Instance(_) => "instance",
+        }
+    }
+}
+
+impl fmt::Display for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind(), self.id())
+    }
+}
+
+/// What an injected fault does to a machine or instance actor (tests only).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InjectedFault {
@@ -133,23 +180,23 @@ struct Armed {
     fired: u64,
 }
 
-/// Faults armed per (account, machine) by a test; shared by every machine actor it is passed to.
+/// Faults armed per (account, child) by a test; shared by every child actor it is passed to.
 #[doc(hidden)]
 #[derive(Debug, Clone, Default)]
 pub struct FaultInjection {
-    armed: Arc<Mutex<BTreeMap<(String, u64), Armed>>>,
+    armed: Arc<Mutex<BTreeMap<(String, Child), Armed>>>,
 }
 
 #[doc(hidden)]
 impl FaultInjection {
-    /// Arms `fault` for the next `times` observations of the machine (`None`: until cleared).
-    pub fn set(&self, account: &str, machine: u64, fault: InjectedFault, times: Option<u32>) {
+    /// Arms `fault` for the next `times` observations of the child (`None`: until cleared).
+    pub fn set(&self, account: &str, child: Child, fault: InjectedFault, times: Option<u32>) {
         let mut armed = self.lock();
         let fired = armed
-            .get(&(account.to_string(), machine))
+            .get(&(account.to_string(), child))
             .map_or(0, |a| a.fired);
         armed.insert(
-            (account.to_string(), machine),
+            (account.to_string(), child),
             Armed {
                 fault,
                 remaining: times,
@@ -158,24 +205,24 @@ impl FaultInjection {
         );
     }
 
-    /// Disarms the machine's fault (its fired count is kept).
-    pub fn clear(&self, account: &str, machine: u64) {
-        if let Some(a) = self.lock().get_mut(&(account.to_string(), machine)) {
+    /// Disarms the child's fault (its fired count is kept).
+    pub fn clear(&self, account: &str, child: Child) {
+        if let Some(a) = self.lock().get_mut(&(account.to_string(), child)) {
             a.remaining = Some(0);
         }
     }
 
-    /// How often a fault fired on this machine so far.
-    pub fn fired(&self, account: &str, machine: u64) -> u64 {
+    /// How often a fault fired on this child so far.
+    pub fn fired(&self, account: &str, child: Child) -> u64 {
         self.lock()
-            .get(&(account.to_string(), machine))
+            .get(&(account.to_string(), child))
             .map_or(0, |a| a.fired)
     }
 
     /// Takes the fault to apply to this observation, if one is armed.
-    pub(crate) fn take(&self, account: &str, machine: u64) -> Option<InjectedFault> {
+    pub(crate) fn take(&self, account: &str, child: Child) -> Option<InjectedFault> {
         let mut armed = self.lock();
-        let a = armed.get_mut(&(account.to_string(), machine))?;
+        let a = armed.get_mut(&(account.to_string(), child))?;
         match &mut a.remaining {
             Some(0) => return None,
             Some(n) => *n -= 1,
@@ -185,7 +232,7 @@ impl FaultInjection {
         Some(a.fault)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, u64), Armed>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, Child), Armed>> {
         self.armed.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -266,18 +313,29 @@ mod tests {
     #[test]
     fn injected_faults_fire_as_often_as_armed() {
         let f = FaultInjection::default();
-        assert_eq!(f.take("a", 1), None);
-        f.set("a", 1, InjectedFault::KillActor, Some(2));
-        assert_eq!(f.take("a", 2), None, "other machines are untouched");
-        assert_eq!(f.take("a", 1), Some(InjectedFault::KillActor));
-        assert_eq!(f.take("a", 1), Some(InjectedFault::KillActor));
-        assert_eq!(f.take("a", 1), None);
-        f.set("a", 1, InjectedFault::PanicInDetection, None);
+        let m1 = Child::Machine(1);
+        assert_eq!(f.take("a", m1), None);
+        f.set("a", m1, InjectedFault::KillActor, Some(2));
+        assert_eq!(
+            f.take("a", Child::Machine(2)),
+            None,
+            "other machines are untouched"
+        );
+        assert_eq!(
+            f.take("a", Child::Instance(1)),
+            None,
+            "an instance with the same id is another child"
+        );
+        assert_eq!(f.take("a", m1), Some(InjectedFault::KillActor));
+        assert_eq!(f.take("a", m1), Some(InjectedFault::KillActor));
+        assert_eq!(f.take("a", m1), None);
+        f.set("a", m1, InjectedFault::PanicInDetection, None);
         for _ in 0..5 {
-            assert_eq!(f.take("a", 1), Some(InjectedFault::PanicInDetection));
+            assert_eq!(f.take("a", m1), Some(InjectedFault::PanicInDetection));
         }
-        f.clear("a", 1);
-        assert_eq!(f.take("a", 1), None);
-        assert_eq!(f.fired("a", 1), 7);
+        f.clear("a", m1);
+        assert_eq!(f.take("a", m1), None);
+        assert_eq!(f.fired("a", m1), 7);
+        assert_eq!(f.fired("a", Child::Instance(1)), 0);
     }
 }

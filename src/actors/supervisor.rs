@@ -4,7 +4,10 @@
 //! shutdown. Creates the process's metrics registry from the configuration and hands each actor
 //! its counters.
 
-use super::account::{AccountActor, AccountOps, AccountStatusFeed, FirstPollDone, StopAccount};
+use super::account::{
+    forget_removed_accounts, AccountActor, AccountOps, AccountStatusFeed, FirstPollDone,
+    StopAccount,
+};
 use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
 use super::reload::{self, ReloadReport};
 use super::supervision::{FaultInjection, RestartPolicy};
@@ -44,7 +47,7 @@ pub struct SupervisorOptions {
     pub account_overrides: AccountOverrides,
     /// When failing machine and notifier actors count as degraded and how they back off.
     pub restart_policy: RestartPolicy,
-    /// Tests only: faults injected into machine actors.
+    /// Tests only: faults injected into machine and instance actors.
     #[doc(hidden)]
     pub fault_injection: Option<FaultInjection>,
 }
@@ -398,6 +401,7 @@ impl Actor for Supervisor {
         );
         let store = self.store.clone();
         let target_names: Vec<String> = self.targets_cfg.iter().map(|t| t.name.clone()).collect();
+        let configured = self.accounts_cfg.iter().map(|a| a.name.clone()).collect();
         // A new target starts at the end of the outbox; fix every target's position first, then
         // queue supervisor_start, so it is the first event every target delivers.
         ctx.wait(
@@ -408,6 +412,7 @@ impl Actor for Supervisor {
                         tracing::error!(target = %name, error = %e, "cannot read a target's delivery position");
                     }
                 }
+                forget_removed_accounts(&store, configured).await;
                 queue_events(&store, "", vec![start]).await
             }
             .into_actor(self),
@@ -580,6 +585,7 @@ impl Handler<Reload> for Supervisor {
             })
             .collect();
         let removed_targets = plan.report.targets.removed.clone();
+        let configured = reload::running(&plan.in_force).0.into_keys().collect();
         let store = self.store.clone();
         // Stopping waits for each actor's current poll or send to finish, so the new actor
         // starts from the state the old one committed (no duplicates, no lost change).
@@ -587,6 +593,8 @@ impl Handler<Reload> for Supervisor {
             for a in stopping_accounts {
                 let _ = a.send(StopAccount).await;
             }
+            // Only once their actors are stopped, so no last poll stores their health again.
+            forget_removed_accounts(&store, configured).await;
             for t in stopping_targets {
                 let _ = t.send(StopNotifier).await;
             }

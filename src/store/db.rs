@@ -7,6 +7,7 @@ use super::StoreError;
 use crate::event::Event;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 const SCHEMA_VERSION: i64 = 1;
@@ -46,7 +47,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
 #[derive(Debug, Clone)]
 pub struct Commit {
     pub account: String,
-    /// "machine", "instance" or "account".
+    /// "machine", "instance", "account" (money watch) or "health" (polling health).
     pub kind: &'static str,
     pub id: String,
     /// `None`: events only (supervisor or account events without stored state).
@@ -187,6 +188,32 @@ impl Store {
             .prepare("SELECT DISTINCT account FROM subjects ORDER BY account")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes the stored states of `kind` of every account not in `keep` (accounts that left the
+    /// configuration), in one transaction. Returns the accounts whose states were deleted.
+    pub fn forget_other_accounts(
+        &mut self,
+        kind: &str,
+        keep: &BTreeSet<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let holding: Vec<String> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT DISTINCT account FROM subjects WHERE kind = ?1 ORDER BY account",
+            )?;
+            let rows = stmt.query_map(params![kind], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let gone: Vec<String> = holding.into_iter().filter(|a| !keep.contains(a)).collect();
+        for account in &gone {
+            tx.execute(
+                "DELETE FROM subjects WHERE account = ?1 AND kind = ?2",
+                params![account, kind],
+            )?;
+        }
+        tx.commit()?;
+        Ok(gone)
     }
 
     pub fn max_seq(&self) -> Result<i64, StoreError> {
@@ -371,6 +398,103 @@ mod tests {
             "quarantined rows are moved aside"
         );
         assert_eq!(s.quarantined().unwrap().len(), 1);
+    }
+
+    fn health_commit(account: &str, state: &str, events: Vec<Event>) -> Commit {
+        Commit {
+            account: account.into(),
+            kind: "health",
+            id: account.into(),
+            state: Some(state.into()),
+            events,
+        }
+    }
+
+    fn stored(s: &mut Store, account: &str, kind: &str) -> Vec<(String, String)> {
+        s.load_states(account, kind, |j| Ok::<_, String>(j.to_string()))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_health_change_and_its_event_commit_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        s.apply(
+            &[health_commit(
+                "a",
+                r#"{"state":"stale"}"#,
+                vec![ev("a:stale")],
+            )],
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            stored(&mut s, "a", "health"),
+            [("a".to_string(), r#"{"state":"stale"}"#.to_string())]
+        );
+        assert_eq!(s.events_after(0, 10).unwrap().len(), 1);
+
+        // The outbox refuses the next event: the state change must not land without it.
+        s.conn
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'full'); END;",
+            )
+            .unwrap();
+        let restored = health_commit("a", r#"{"state":"ok"}"#, vec![ev("a:restored")]);
+        assert!(s
+            .apply(std::slice::from_ref(&restored), Utc::now())
+            .is_err());
+        assert_eq!(
+            stored(&mut s, "a", "health")[0].1,
+            r#"{"state":"stale"}"#,
+            "the health stays as it was"
+        );
+        s.conn.execute_batch("DROP TRIGGER refuse;").unwrap();
+        s.apply(&[restored], Utc::now()).unwrap();
+        assert_eq!(stored(&mut s, "a", "health")[0].1, r#"{"state":"ok"}"#);
+        let ids: Vec<String> = s
+            .events_after(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|q| q.event.id)
+            .collect();
+        assert_eq!(ids, ["a:stale", "a:restored"]);
+    }
+
+    #[test]
+    fn forgetting_removed_accounts_touches_only_their_rows_of_that_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        for account in ["kept", "gone", "also-gone"] {
+            s.apply(
+                &[health_commit(account, r#"{"state":"stale"}"#, vec![])],
+                Utc::now(),
+            )
+            .unwrap();
+        }
+        s.put_raw_state("gone", "machine", "1", "{}").unwrap();
+        let keep: BTreeSet<String> = ["kept".to_string(), "never-stored".to_string()].into();
+        assert_eq!(
+            s.forget_other_accounts("health", &keep).unwrap(),
+            ["also-gone", "gone"]
+        );
+        assert_eq!(stored(&mut s, "kept", "health").len(), 1);
+        assert!(stored(&mut s, "gone", "health").is_empty());
+        assert!(stored(&mut s, "also-gone", "health").is_empty());
+        assert_eq!(
+            stored(&mut s, "gone", "machine").len(),
+            1,
+            "other kinds of state stay"
+        );
+        assert!(
+            s.forget_other_accounts("health", &keep).unwrap().is_empty(),
+            "nothing left to forget"
+        );
+        // The health survives reopening the database (a restart).
+        drop(s);
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        assert_eq!(stored(&mut s, "kept", "health").len(), 1);
     }
 
     #[test]

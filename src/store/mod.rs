@@ -1,6 +1,6 @@
 //! Durable state (SPEC §7): per-machine and per-instance snapshots, tracked rentals (inside those
-//! snapshots), the outbox of events and each target's delivery cursor, in one SQLite database
-//! (WAL). Owns the schema and every transaction. Must not interpret states or events: it stores
+//! snapshots), each account's money watch and polling health, the outbox of events and each
+//! target's delivery cursor, in one SQLite database (WAL). Owns the schema and every transaction. Must not interpret states or events: it stores
 //! the JSON the detection core and the actors hand it.
 //!
 //! Applying an observation (new state + its events) is one transaction, so after `kill -9` the
