@@ -224,6 +224,8 @@ struct Req {
     account: Option<String>,
     route: &'static str,
     at: Instant,
+    /// When the simulator had the answer ready (its body built).
+    answered: Instant,
 }
 
 /// A machine the driver may change.
@@ -522,6 +524,7 @@ impl RequestLog {
                 account: r.account,
                 route: r.route,
                 at: r.at,
+                answered: r.answered,
             }));
     }
 }
@@ -775,7 +778,7 @@ async fn measure(
     let lists_in_window = in_window.iter().filter(|r| r.route == "machines").count();
     let mut gaps = Vec::new();
     for polls in polls_by_account(&log.reqs).values() {
-        gaps.extend(polls.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()));
+        gaps.extend(polls.windows(2).map(|w| (w[1].0 - w[0].0).as_secs_f64()));
     }
     if !gaps.is_empty() && lists_in_window > 0 {
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
@@ -842,18 +845,21 @@ async fn measure(
         };
         total.push((*received - change.at).as_secs_f64() * 1000.0);
         // The first machine list served to this account after the change saw it.
-        if let Some(poll) = by_account.get(change.account.as_str()).and_then(|polls| {
-            let i = polls.partition_point(|t| *t < change.at);
+        // It is measured from the moment the answer was served (the simulator's time to build
+        // the 50-row body is the API's, not the daemon's).
+        if let Some((arrived, served)) = by_account.get(change.account.as_str()).and_then(|polls| {
+            let i = polls.partition_point(|(t, _)| *t < change.at);
             polls.get(i).copied()
         }) {
-            if poll <= *received {
-                pipeline.push((*received - poll).as_secs_f64() * 1000.0);
+            if served <= *received {
+                pipeline.push((*received - served).as_secs_f64() * 1000.0);
                 trace.push(format!(
-                    "{{\"account\":\"{}\",\"machine\":{},\"kind\":\"{}\",\"poll_unix_ms\":{:.3},\"receipt_unix_ms\":{:.3}}}\n",
+                    "{{\"account\":\"{}\",\"machine\":{},\"kind\":\"{}\",\"poll_unix_ms\":{:.3},\"served_unix_ms\":{:.3},\"receipt_unix_ms\":{:.3}}}\n",
                     change.account,
                     change.machine,
                     change.kind,
-                    unix_ms(poll),
+                    unix_ms(arrived),
+                    unix_ms(served),
                     unix_ms(*received)
                 ));
             }
@@ -887,12 +893,12 @@ async fn measure(
     Ok(report)
 }
 
-/// Each account's machine-list requests, in time order.
-fn polls_by_account(reqs: &[Req]) -> HashMap<&str, Vec<Instant>> {
-    let mut map: HashMap<&str, Vec<Instant>> = HashMap::new();
+/// Each account's machine-list requests, in time order: (arrived, answered).
+fn polls_by_account(reqs: &[Req]) -> HashMap<&str, Vec<(Instant, Instant)>> {
+    let mut map: HashMap<&str, Vec<(Instant, Instant)>> = HashMap::new();
     for r in reqs.iter().filter(|r| r.route == "machines") {
         if let Some(a) = r.account.as_deref() {
-            map.entry(a).or_default().push(r.at);
+            map.entry(a).or_default().push((r.at, r.answered));
         }
     }
     for polls in map.values_mut() {

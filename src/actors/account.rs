@@ -273,17 +273,23 @@ impl AccountActor {
         base.mul_f64(rand::thread_rng().gen_range(0.9..1.1))
     }
 
-    /// Observes every listed machine and confirms missing ones by lookup. Resolves to the
-    /// reports of this poll.
+    /// Whether this poll is one of the first successful ones, whose machines and instances are
+    /// adopted silently. `counted`: `successful_polls` already includes this poll.
+    fn first_polls(&self, counted: bool) -> bool {
+        self.successful_polls + u64::from(!counted) <= 1
+    }
+
+    /// Observes every listed machine and confirms missing ones by lookup (`first_polls`: see
+    /// [`Self::first_polls`]).
     fn observe_machines(
         &mut self,
         rows: Vec<Machine>,
         now: DateTime<Utc>,
+        first_polls: bool,
     ) -> impl ActorFuture<Self, Output = ()> {
-        let adoption = if self.successful_polls <= 1 {
-            Adoption::FirstStart
-        } else {
-            Adoption::Running
+        let adoption = match first_polls {
+            true => Adoption::FirstStart,
+            false => Adoption::Running,
         };
         let mut seen = BTreeSet::new();
         let mut observes = Vec::new();
@@ -392,10 +398,9 @@ impl AccountActor {
         rows: Vec<Instance>,
         now: DateTime<Utc>,
     ) -> impl ActorFuture<Self, Output = ()> {
-        let adoption = if self.successful_polls <= 1 {
-            InstanceAdoption::FirstStart
-        } else {
-            InstanceAdoption::Running
+        let adoption = match self.first_polls(true) {
+            true => InstanceAdoption::FirstStart,
+            false => InstanceAdoption::Running,
         };
         let mut seen = BTreeSet::new();
         let mut observes = Vec::new();
@@ -634,87 +639,110 @@ impl Actor for AccountActor {
 #[rtype(result = "()")]
 struct PollTick;
 
-type Fetched = (
-    Option<Result<Vec<Machine>, VastError>>,
-    Option<Result<Vec<Instance>, VastError>>,
-    DateTime<Utc>,
-);
+/// A poll's machine list once it has arrived.
+enum MachineList {
+    /// Observed as soon as it arrived (the account was healthy).
+    Observed,
+    /// Still to be handled with the rest of the poll.
+    Pending(Option<Result<Vec<Machine>, VastError>>),
+}
+
+type BoxedStep<T> = std::pin::Pin<Box<dyn ActorFuture<AccountActor, Output = T>>>;
 
 impl Handler<PollTick> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, _msg: PollTick, ctx: &mut Context<Self>) {
-        let client = self.client.clone();
-        let watch = self.cfg.watch;
-        let fetch = async move {
-            // Both lists at once (different endpoints, paced separately): machine events need
-            // not wait for the instance list's round trip.
-            let machines = async {
-                match watch.machines {
-                    true => Some(client.machines().await),
-                    false => None,
-                }
-            };
-            let instances = async {
-                match watch.instances {
-                    true => Some(client.instances().await),
-                    false => None,
-                }
-            };
-            let (machines, instances) = futures::join!(machines, instances);
-            (machines, instances, Utc::now())
-        };
         // Lines the API client logs while fetching carry the account.
-        let fetch = tracing::Instrument::instrument(
-            fetch,
-            tracing::debug_span!("poll", account = %self.cfg.name),
-        );
-        let poll = fetch
+        let span = tracing::debug_span!("poll", account = %self.cfg.name);
+        let watch = self.cfg.watch;
+        // Both lists at once (different endpoints, paced separately). The instance list is a
+        // task of its own, so the machine list can be observed before it arrives.
+        let instances = watch.instances.then(|| {
+            let client = self.client.clone();
+            actix::spawn(tracing::Instrument::instrument(
+                async move { client.instances().await },
+                span.clone(),
+            ))
+        });
+        let client = self.client.clone();
+        let machines = async move {
+            match watch.machines {
+                true => Some(client.machines().await),
+                false => None,
+            }
+        };
+        let poll = tracing::Instrument::instrument(machines, span)
             .into_actor(self)
-            .then(|(machines, instances, now): Fetched, act, _ctx| {
-                let error = [
-                    machines.as_ref().and_then(|r| r.as_ref().err()),
-                    instances.as_ref().and_then(|r| r.as_ref().err()),
-                ]
-                .into_iter()
-                .flatten()
-                .next()
-                .cloned();
+            .then(|machines, act, _ctx| -> BoxedStep<MachineList> {
+                // A healthy account observes its machines at once: their events need not wait
+                // for the instance list. One that is not waits for the whole poll, so that its
+                // account_restored comes before the machine events.
+                match machines {
+                    Some(Ok(rows)) if act.health == AccountHealth::Ok => {
+                        let first_polls = act.first_polls(false);
+                        Box::pin(
+                            act.observe_machines(rows, Utc::now(), first_polls)
+                                .map(|_, _, _| MachineList::Observed),
+                        )
+                    }
+                    other => Box::pin(actix::fut::ready(MachineList::Pending(other))),
+                }
+            })
+            .then(move |machines, act, _ctx| {
+                async move {
+                    let instances = match instances {
+                        Some(task) => Some(task.await.unwrap_or_else(|e| {
+                            Err(VastError::Network {
+                                detail: format!("the instance list fetch stopped: {e}"),
+                            })
+                        })),
+                        None => None,
+                    };
+                    (machines, instances, Utc::now())
+                }
+                .into_actor(act)
+            })
+            .then(|(machines, instances, now), act, _ctx| {
+                let machine_error = match &machines {
+                    MachineList::Pending(Some(Err(e))) => Some(e.clone()),
+                    _ => None,
+                };
+                let error = machine_error
+                    .or_else(|| instances.as_ref().and_then(|r| r.as_ref().err()).cloned());
                 let health = act.health_after_poll(error.as_ref(), now);
                 act.record_poll(error.as_ref());
-                let observe_m = machines
-                    .and_then(Result::ok)
-                    .map(|rows| act.observe_machines(rows, now));
-                let observe_i = instances
-                    .and_then(Result::ok)
-                    .map(|rows| act.observe_instances(rows, now));
+                let machine_rows = match machines {
+                    MachineList::Pending(Some(Ok(rows))) => Some(rows),
+                    _ => None,
+                };
+                let instance_rows = instances.and_then(Result::ok);
                 let ok = error.is_none();
+                // Observations start only once the account event is committed (`Addr::send`
+                // queues at once), so that event comes first.
                 health
-                    .then(move |_, act, _| {
-                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> =
-                            match observe_m {
-                                Some(f) => Box::pin(f),
-                                None => Box::pin(actix::fut::ready(())),
-                            };
-                        let _ = act;
-                        fut
+                    .then(move |_, act, _| -> BoxedStep<()> {
+                        match machine_rows {
+                            Some(rows) => {
+                                let first_polls = act.first_polls(true);
+                                Box::pin(act.observe_machines(rows, now, first_polls))
+                            }
+                            None => Box::pin(actix::fut::ready(())),
+                        }
                     })
-                    .then(move |_, _act, _| {
-                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> =
-                            match observe_i {
-                                Some(f) => Box::pin(f),
-                                None => Box::pin(actix::fut::ready(())),
-                            };
-                        fut
+                    .then(move |_, act, _| -> BoxedStep<()> {
+                        match instance_rows {
+                            Some(rows) => Box::pin(act.observe_instances(rows, now)),
+                            None => Box::pin(actix::fut::ready(())),
+                        }
                     })
-                    .then(move |_, act, _| {
-                        let fut: std::pin::Pin<Box<dyn ActorFuture<Self, Output = ()>>> = if ok {
+                    .then(move |_, act, _| -> BoxedStep<()> {
+                        if ok {
                             act.report_first_poll(true);
                             Box::pin(act.watch_money(now))
                         } else {
                             Box::pin(actix::fut::ready(()))
-                        };
-                        fut
+                        }
                     })
             })
             .map(|_, act, ctx| {

@@ -236,6 +236,8 @@ pub struct RecordedRequest {
     pub fault: Option<Fault>,
     /// When the request arrived.
     pub at: std::time::Instant,
+    /// When its answer was ready to send (the body built).
+    pub answered: std::time::Instant,
 }
 
 /// An instance write the API received (start, stop, label, destroy).
@@ -1175,8 +1177,10 @@ impl World {
             route: route.label(),
             fault: None,
             at: std::time::Instant::now(),
+            answered: std::time::Instant::now(),
         };
         let outcome = self.answer(route, req, key, now, &mut record);
+        record.answered = std::time::Instant::now();
         if self.requests.len() >= MAX_RECORDED_REQUESTS {
             self.requests.pop_front();
         }
