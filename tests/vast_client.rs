@@ -3,9 +3,12 @@
 //! pacing, v1 pagination, the two-step log fetch, and that the key never reaches a URL, an error
 //! or a log line.
 
+#[path = "support/logs.rs"]
+#[allow(dead_code)]
+mod logs;
+
+use logs::LogCapture;
 use std::future::Future;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vast_supervisor::sim::{
@@ -646,30 +649,10 @@ async fn a_polite_client_is_not_rate_limited_and_an_impolite_one_recovers() {
     assert!(limited >= 1, "the immediate second call hit the limiter");
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_key_never_reaches_a_log_line_or_an_error() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = LogCapture::new();
+    let _guard = capture.install();
 
     let sim = start_sim().await;
     let id = sim.add_instance(KEY, InstanceSpec::default()).unwrap();
@@ -697,7 +680,7 @@ async fn the_key_never_reaches_a_log_line_or_an_error() {
         .unwrap();
     errors.push(bounded(c.machines()).await.unwrap_err());
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("vast request"), "debug logging is on");
     assert!(logs.contains("retrying"));
     assert!(!logs.contains(KEY), "the key leaked into the logs");

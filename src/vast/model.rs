@@ -4,11 +4,14 @@
 //! `reference/vast-api.md` §6.5) and unknown fields are kept in `extra`, so schema drift never
 //! fails a poll. Secret fields (`api_key`, `jupyter_token`, `instance_api_key`) are dropped while
 //! decoding, so they can never be logged, stored or shown. The decoder is hand-written (one pass,
-//! no buffering) because `#[serde(flatten)]` buffers every row and machine lists are the hot path.
+//! no buffering) because `#[serde(flatten)]` buffers every row and machine lists are the hot path;
+//! for the same reason unknown fields are kept as their raw JSON text, not parsed into values
+//! (a Vast machine row has some 30 fields this version does not read).
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -108,6 +111,48 @@ impl Lenient for Value {
     }
 }
 
+/// A row's unknown fields as the text of one JSON object, built while decoding without parsing
+/// the values; parsed only when someone reads them (nothing in the daemon does on the hot path).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extra(String);
+
+impl Extra {
+    fn push(&mut self, key: &str, raw: &RawValue) {
+        self.0.push(if self.0.is_empty() { '{' } else { ',' });
+        // A key is a JSON string; serializing a &str cannot fail.
+        self.0
+            .push_str(&serde_json::to_string(key).unwrap_or_else(|_| "\"\"".into()));
+        self.0.push(':');
+        self.0.push_str(raw.get());
+    }
+
+    fn close(&mut self) {
+        if !self.0.is_empty() {
+            self.0.push('}');
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The unknown fields, parsed.
+    pub fn to_map(&self) -> Map<String, Value> {
+        match self.0.is_empty() {
+            true => Map::new(),
+            false => serde_json::from_str(&self.0).unwrap_or_default(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.to_map().remove(key)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.to_map().contains_key(key)
+    }
+}
+
 macro_rules! lenient_row {
     ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty,)* }) => {
         $(#[$meta])*
@@ -115,7 +160,7 @@ macro_rules! lenient_row {
         pub struct $name {
             $($(#[$fmeta])* pub $field: Option<$ty>,)*
             /// Fields this version does not know, kept as received (secrets removed).
-            pub extra: Map<String, Value>,
+            pub extra: Extra,
         }
 
         impl<'de> Deserialize<'de> for $name {
@@ -138,11 +183,12 @@ macro_rules! lenient_row {
                                     map.next_value::<de::IgnoredAny>()?;
                                 }
                                 _ => {
-                                    let v: Value = map.next_value()?;
-                                    row.extra.insert(key.into_owned(), v);
+                                    let raw: Box<RawValue> = map.next_value()?;
+                                    row.extra.push(&key, &raw);
                                 }
                             }
                         }
+                        row.extra.close();
                         Ok(row)
                     }
                 }
@@ -156,8 +202,8 @@ macro_rules! lenient_row {
                 $(if let Some(v) = &self.$field {
                     m.serialize_entry(stringify!($field), &Lenient::to_value(v))?;
                 })*
-                for (k, v) in &self.extra {
-                    m.serialize_entry(k, v)?;
+                for (k, v) in self.extra.to_map() {
+                    m.serialize_entry(&k, &v)?;
                 }
                 m.end()
             }
@@ -304,11 +350,29 @@ mod tests {
         assert_eq!(m.alloc_disk_space, None);
         assert_eq!(m.listed, Some(true));
         assert_eq!(m.hostname.as_deref(), Some("42"));
-        assert_eq!(m.extra.get("brand_new"), Some(&serde_json::json!([1, 2])));
+        assert_eq!(m.extra.get("brand_new"), Some(serde_json::json!([1, 2])));
         assert!(!m.extra.contains_key("api_key"));
         let out = serde_json::to_string(&m).unwrap();
         assert!(!out.contains("SECRET"));
         assert!(out.contains("brand_new"));
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_when_decoding_from_a_value_too() {
+        // The single-machine and user endpoints decode rows from an already parsed `Value`.
+        let v = serde_json::json!({"id": 7, "new_field": {"a": [1, "x"]}, "api_key": "SECRET",
+            "odd \"key\"": null});
+        let m = Machine::deserialize(v).unwrap();
+        assert_eq!(m.key(), Some(7));
+        assert_eq!(
+            m.extra.get("new_field"),
+            Some(serde_json::json!({"a": [1, "x"]}))
+        );
+        assert_eq!(m.extra.get("odd \"key\""), Some(Value::Null));
+        assert!(!m.extra.contains_key("api_key"));
+        let none: Machine = serde_json::from_str(r#"{"id": 8}"#).unwrap();
+        assert!(none.extra.is_empty());
+        assert!(none.extra.to_map().is_empty());
     }
 
     #[test]

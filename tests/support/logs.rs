@@ -36,7 +36,12 @@ impl LogCapture {
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
-        tracing::subscriber::set_default(subscriber)
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Whether a log site is enabled is cached process-wide. A site first reached by another
+        // test's thread while this subscriber was being registered can stay cached as "never"
+        // (seen as a flaky missing line); recompute now that it is registered.
+        tracing::callsite::rebuild_interest_cache();
+        guard
     }
 
     pub fn text(&self) -> String {
