@@ -64,7 +64,7 @@ pub fn bodies(machines: usize) -> anyhow::Result<Bodies> {
 }
 
 pub fn decode(body: &[u8]) -> Vec<Machine> {
-    serde_json::from_slice::<MachineList>(body)
+    vast_supervisor::vast::from_body::<MachineList>(body)
         .expect("the simulator serves valid machine lists")
         .machines
 }

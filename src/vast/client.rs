@@ -800,7 +800,8 @@ fn transport_error(e: reqwest::Error, secret: &str) -> VastError {
 }
 
 fn decode_json<T: DeserializeOwned>(body: &[u8], secret: &str) -> VastResult<T> {
-    serde_json::from_slice(body).map_err(|e| decode_error(&e.to_string(), e.is_eof(), body, secret))
+    super::model::from_body(body)
+        .map_err(|e| decode_error(&e.to_string(), e.is_eof(), body, secret))
 }
 
 fn decode_error(what: &str, truncated: bool, body: &[u8], secret: &str) -> VastError {
@@ -943,6 +944,16 @@ mod tests {
         assert_eq!(one("null").unwrap(), None);
         assert!(matches!(one("3"), Err(VastError::Decode { .. })));
         assert!(matches!(one("[3]"), Err(VastError::Decode { .. })));
+    }
+
+    #[test]
+    fn bodies_that_are_not_utf8_are_decode_errors() {
+        let body = b"{\"machines\": [{\"id\": 1, \"hostname\": \"rig\xff\"}]}";
+        let err = decode_json::<crate::vast::MachineList>(body, "").unwrap_err();
+        assert!(matches!(err, VastError::Decode { .. }), "{err:?}");
+        let ok: crate::vast::MachineList =
+            decode_json(br#"{"machines": [{"id": 1, "hostname": "r\u00e9"}]}"#, "").unwrap();
+        assert_eq!(ok.machines[0].hostname.as_deref(), Some("r\u{e9}"));
     }
 
     #[test]

@@ -111,14 +111,33 @@ impl Lenient for Value {
     }
 }
 
+/// Decodes a JSON body. UTF-8 is checked once over the whole body: decoding from a `&str` then
+/// skips the check that decoding from bytes repeats for every string and every kept raw field.
+pub fn from_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        // serde_json says where the bad byte is.
+        Err(_) => serde_json::from_slice(body),
+    }
+}
+
 /// A row's unknown fields as the text of one JSON object, built while decoding without parsing
 /// the values; parsed only when someone reads them (nothing in the daemon does on the hot path).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extra(String);
 
+/// About the size of the unknown part of a Vast machine or instance row.
+const EXTRA_CAPACITY: usize = 1024;
+
 impl Extra {
     fn push(&mut self, key: &str, raw: &RawValue) {
-        self.0.push(if self.0.is_empty() { '{' } else { ',' });
+        if self.0.is_empty() {
+            // Room for a typical row's unknown fields at once, instead of growing field by field.
+            self.0.reserve(EXTRA_CAPACITY);
+            self.0.push('{');
+        } else {
+            self.0.push(',');
+        }
         // A key is a JSON string; serializing a &str cannot fail.
         self.0
             .push_str(&serde_json::to_string(key).unwrap_or_else(|_| "\"\"".into()));
