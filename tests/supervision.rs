@@ -66,7 +66,7 @@ async fn wait_until(what: &str, pred: impl Fn() -> bool) {
 fn account_status(status: &watch::Receiver<PublishedStatus>, name: &str) -> serde_json::Value {
     let json = status.borrow().json.clone();
     let snapshot: StatusSnapshot =
-        serde_json::from_str(&json).expect("the published status is JSON");
+        serde_json::from_slice(&json).expect("the published status is JSON");
     snapshot
         .accounts
         .iter()

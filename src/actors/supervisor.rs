@@ -20,6 +20,7 @@ use crate::notify::Notifier;
 use crate::store::StoreHandle;
 use crate::vast::{ClientOptions, VastClient};
 use actix::prelude::*;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -244,17 +245,19 @@ impl Supervisor {
                     outbox: json!({ "max_seq": max_seq }),
                 };
                 // Serialized once here (off the actor thread: it is megabytes at the density
-                // target); every `status` request then copies bytes.
-                let json = tokio::task::spawn_blocking(move || serde_json::to_string(&snapshot))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
+                // target) into one buffer of about the last snapshot's size, not a chain of
+                // doubling ones; every `status` request then writes these bytes.
+                let capacity = tx.borrow().json.len() * 9 / 8;
+                let json = tokio::task::spawn_blocking(move || {
+                    let mut buf = Vec::with_capacity(capacity);
+                    serde_json::to_writer(&mut buf, &snapshot).map(|_| Bytes::from(buf))
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
                 match json {
                     Ok(json) => {
-                        tx.send_replace(PublishedStatus {
-                            json: json.into(),
-                            counts,
-                        });
+                        tx.send_replace(PublishedStatus { json, counts });
                     }
                     Err(e) => tracing::error!(error = %e, "cannot serialize the status snapshot"),
                 }

@@ -1,7 +1,7 @@
 //! Request and reply shapes of the control socket.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// One request line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,15 +59,15 @@ impl<A> Default for StatusSnapshot<A> {
 /// 5,000 machines), and the counts of systemd's STATUS line.
 #[derive(Debug, Clone)]
 pub struct PublishedStatus {
-    /// A serialized [`StatusSnapshot`].
-    pub json: Arc<str>,
+    /// A serialized [`StatusSnapshot`] (JSON text; `Bytes` so it is shared, never copied).
+    pub json: Bytes,
     pub counts: StatusCounts,
 }
 
 impl Default for PublishedStatus {
     fn default() -> Self {
-        let empty = serde_json::to_string(&StatusSnapshot::<serde_json::Value>::default())
-            .unwrap_or_else(|_| "{}".to_string());
+        let empty = serde_json::to_vec(&StatusSnapshot::<serde_json::Value>::default())
+            .unwrap_or_else(|_| b"{}".to_vec());
         PublishedStatus {
             json: empty.into(),
             counts: StatusCounts::default(),

@@ -111,8 +111,9 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
             }
             // The snapshot is already JSON: wrap it without parsing it again.
             let snapshot = ctx.status.borrow().json.clone();
-            let reply = format!("{{\"ok\":true,\"status\":{snapshot}}}\n");
-            write.write_all(reply.as_bytes()).await?;
+            write.write_all(br#"{"ok":true,"status":"#).await?;
+            write.write_all(&snapshot).await?;
+            write.write_all(b"}\n").await?;
             write.flush().await
         }
         ControlRequest::Reload => {
