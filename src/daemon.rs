@@ -52,7 +52,6 @@ pub fn open_store(state_dir: &Path) -> anyhow::Result<StoreHandle> {
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down cleanly. SIGHUP reloads.
 pub fn run(opts: RunOptions) -> anyhow::Result<()> {
-    crate::return_freed_memory_promptly();
     let system = System::new();
     system.block_on(async move {
         // Signals first: a SIGTERM that arrives while state is still loading is a clean stop too.
