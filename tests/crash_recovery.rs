@@ -2,112 +2,17 @@
 //! against the simulated cloud, restarted, and in the end the file target holds every expected
 //! event exactly once per id (a re-delivery repeats the same id; nothing is lost or invented).
 
+#[path = "support/daemon.rs"]
+mod daemon;
+#[path = "support/events.rs"]
+mod events;
+
+use daemon::Daemon;
+use events::{read_events, unique};
 use rand::{Rng, SeedableRng};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use vast_supervisor::event::Event;
 use vast_supervisor::sim::{MachineSpec, RentalKind, SimCloud, SimHandle};
-
-struct Daemon {
-    config: PathBuf,
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_vast-supervisor"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .args([
-                "--test-poll-interval",
-                "100ms",
-                "--test-offline-grace",
-                "300ms",
-                "-q",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("SIGKILL");
-            c.wait().unwrap();
-        }
-    }
-
-    /// Waits until the daemon has opened its control socket (it handles signals by then).
-    fn wait_ready(&self) {
-        let socket = self.config.parent().unwrap().join("control.sock");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "daemon not ready within 10s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn terminate(&mut self) {
-        self.wait_ready();
-        if let Some(mut c) = self.child.take() {
-            unsafe_sigterm(c.id());
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(status) = c.try_wait().unwrap() {
-                    assert!(status.success(), "SIGTERM exits 0, got {status}");
-                    return;
-                }
-                if std::time::Instant::now() > deadline {
-                    c.kill().unwrap();
-                    panic!("daemon did not stop within 10s of SIGTERM");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn unsafe_sigterm(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn read_events(path: &Path) -> Vec<Event> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let complete = match text.rfind('\n') {
-        Some(i) => &text[..i],
-        None => "",
-    };
-    complete
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("complete lines are event JSON"))
-        .collect()
-}
-
-fn unique(events: Vec<Event>) -> Vec<Event> {
-    let mut seen = HashSet::new();
-    events
-        .into_iter()
-        .filter(|e| seen.insert(e.id.clone()))
-        .collect()
-}
 
 async fn wait_for_count(path: &Path, kind: &str, count: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -164,10 +69,15 @@ async fn sigkill_at_random_moments_loses_nothing() {
     sim.add_machine("acme", MachineSpec::new(102, "rig-2", 4, "RTX 4090"))
         .unwrap();
     let config = write_config(dir.path(), &sim, &out);
-    let mut daemon = Daemon {
+    let mut daemon = Daemon::new(
         config,
-        child: None,
-    };
+        &[
+            "--test-poll-interval",
+            "100ms",
+            "--test-offline-grace",
+            "300ms",
+        ],
+    );
     daemon.start();
     wait_for_count(&out, "startup_summary", 1).await;
 

@@ -7,89 +7,19 @@
 //! daemon was down) forgets it: added again, it announces no restore of an outage it no longer
 //! watched, and a new outage is alerted afresh.
 
-use std::collections::HashSet;
+#[path = "support/daemon.rs"]
+mod daemon;
+#[path = "support/events.rs"]
+mod events;
+
+use daemon::Daemon;
+use events::{read_events, unique, wait_for};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use vast_supervisor::event::Event;
 use vast_supervisor::sim::{Fault, FaultDuration, MachineSpec, SimCloud, SimHandle};
 
-#[path = "support/events.rs"]
-mod events;
-use events::{read_events, wait_for};
-
 const POLL: Duration = Duration::from_millis(100);
-
-/// The daemon under test, started from a configuration directory.
-struct Daemon {
-    config: PathBuf,
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_vast-supervisor"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .args(["--test-poll-interval", "100ms", "-q"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("SIGKILL");
-            c.wait().unwrap();
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().expect("the daemon runs").id();
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{name}");
-    }
-
-    /// SIGTERM, then waits (10 s at most) for a clean exit.
-    fn terminate(&mut self) {
-        self.signal("TERM");
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                assert!(status.success(), "SIGTERM exits 0, got {status}");
-                return;
-            }
-            if std::time::Instant::now() > deadline {
-                c.kill().unwrap();
-                panic!("daemon did not stop within 10s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// Every event once: after a SIGKILL a target may deliver an event again, with the same id.
-fn unique(events: Vec<Event>) -> Vec<Event> {
-    let mut seen = HashSet::new();
-    events
-        .into_iter()
-        .filter(|e| seen.insert(e.id.clone()))
-        .collect()
-}
 
 fn count(out: &Path, kind: &str) -> usize {
     unique(read_events(out))
@@ -194,10 +124,7 @@ async fn outages_across_restarts() {
     let sim = start_sim().await;
     let config = write_config(dir.path(), &out);
     write_account(&config, &sim, "");
-    let mut daemon = Daemon {
-        config: config.clone(),
-        child: None,
-    };
+    let mut daemon = Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
     daemon.start();
     wait_for(&out, "the first startup_summary", |e| {
         e.kind.as_str() == "startup_summary"
@@ -281,10 +208,7 @@ async fn removed_account() {
     let sim = start_sim().await;
     let config = write_config(dir.path(), &out);
     write_account(&config, &sim, "");
-    let mut daemon = Daemon {
-        config: config.clone(),
-        child: None,
-    };
+    let mut daemon = Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
     daemon.start();
     wait_for(&out, "the first startup_summary", |e| {
         e.kind.as_str() == "startup_summary"

@@ -1,14 +1,18 @@
 //! Reading what a `file://` target wrote, for end-to-end tests: the events so far, and waiting
 //! for one. Included with `#[path = "support/events.rs"] mod events;`.
+#![allow(dead_code)] // each test uses some of these
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 use vast_supervisor::event::Event;
 
-/// Every event in the JSONL file (none if it does not exist yet).
+/// Every event in the JSONL file (none if it does not exist yet). A last line without its
+/// newline is left out: a daemon killed with SIGKILL may leave one half written.
 pub fn read_events(path: &Path) -> Vec<Event> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |i| &text[..i]);
+    complete
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("file target writes event JSON"))
@@ -40,4 +44,13 @@ pub async fn wait_for(path: &Path, what: &str, pred: impl Fn(&Event) -> bool) ->
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Every event once: after a SIGKILL a target may deliver an event again, with the same id.
+pub fn unique(events: Vec<Event>) -> Vec<Event> {
+    let mut seen = HashSet::new();
+    events
+        .into_iter()
+        .filter(|e| seen.insert(e.id.clone()))
+        .collect()
 }

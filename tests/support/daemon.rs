@@ -1,0 +1,92 @@
+//! The real `vast-supervisor` binary under test, for crash and restart tests: started from a
+//! configuration directory (whose main file puts the control socket next to it, at
+//! `<config>/../control.sock`), killed with SIGKILL, signalled, stopped with SIGTERM. Included
+//! with `#[path = "support/daemon.rs"] mod daemon;`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Daemon {
+    config: PathBuf,
+    /// `run` options after `--config DIR` (the bench-only short intervals).
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn new(config: PathBuf, args: &[&str]) -> Daemon {
+        Daemon {
+            config,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+        }
+    }
+
+    pub fn start(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_vast-supervisor"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .args(&self.args)
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the daemon");
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("SIGKILL");
+            c.wait().unwrap();
+        }
+    }
+
+    /// Sends `SIG<name>` once the daemon handles signals (its control socket is open by then).
+    pub fn signal(&self, name: &str) {
+        self.wait_ready();
+        let pid = self.child.as_ref().expect("the daemon runs").id();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
+    fn wait_ready(&self) {
+        let socket = self.config.parent().unwrap().join("control.sock");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "daemon not ready within 10s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then waits (10 s at most) for a clean exit.
+    pub fn terminate(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        self.signal("TERM");
+        let mut c = self.child.take().expect("the daemon runs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                assert!(status.success(), "SIGTERM exits 0, got {status}");
+                return;
+            }
+            if Instant::now() > deadline {
+                c.kill().unwrap();
+                panic!("daemon did not stop within 10s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
