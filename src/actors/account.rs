@@ -11,8 +11,9 @@
 mod health;
 mod ops;
 
+pub use crate::detect::health::{AccountHealth, HealthRecord};
 pub(crate) use health::forget_removed_accounts;
-pub use health::{HealthRecord, HEALTH_KIND};
+pub use health::HEALTH_KIND;
 pub use ops::AccountOps;
 
 use super::instance::{
@@ -52,26 +53,6 @@ pub type LocalClock = Arc<dyn Fn() -> NaiveDateTime + Send + Sync>;
 /// The machine's local time (`chrono::Local`).
 pub fn system_local_clock() -> LocalClock {
     Arc::new(|| Local::now().naive_local())
-}
-
-/// How healthy the account's polling is (shown in status; persisted as `ok`, `stale`,
-/// `auth_failed`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountHealth {
-    Ok,
-    Stale,
-    AuthFailed,
-}
-
-impl AccountHealth {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountHealth::Ok => "ok",
-            AccountHealth::Stale => "stale",
-            AccountHealth::AuthFailed => "auth_failed",
-        }
-    }
 }
 
 /// The account's own persisted state.

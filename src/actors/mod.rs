@@ -32,8 +32,8 @@ use crate::store::{Commit, StoreHandle};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A unique id for events that are not tied to a subject's persisted counter (account and
-/// supervisor events): the time plus a process-wide counter.
+/// A unique id for events that are not tied to a subject's persisted counter (supervisor events,
+/// supervision alerts): the time plus a process-wide counter.
 pub(crate) fn fresh_event_id(scope: &str, kind: EventKind, now: DateTime<Utc>) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -53,29 +53,6 @@ pub(crate) fn supervisor_event(
         kind,
         None,
         Subject::Supervisor,
-        now,
-        title,
-        text,
-    )
-    .with_data(data)
-}
-
-/// Builds an account-level event.
-pub(crate) fn account_event(
-    account: &str,
-    kind: EventKind,
-    now: DateTime<Utc>,
-    title: impl Into<String>,
-    text: impl Into<String>,
-    data: serde_json::Value,
-) -> Event {
-    Event::new(
-        fresh_event_id(account, kind, now),
-        kind,
-        Some(account.to_string()),
-        Subject::Account {
-            id: account.to_string(),
-        },
         now,
         title,
         text,

@@ -103,6 +103,8 @@
 
 pub mod machine;
 pub mod rental;
+// The account itself: its polling health.
+pub mod health;
 // The renter side: instances, credit and earnings digests, instance log rules.
 pub mod instance;
 pub mod logs;
