@@ -7,7 +7,7 @@ mod daemon;
 #[path = "support/events.rs"]
 mod events;
 
-use daemon::Daemon;
+use daemon::{write_main_config, Daemon};
 use events::{read_events, unique};
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -33,17 +33,7 @@ async fn wait_for_count(path: &Path, kind: &str, count: usize) {
 }
 
 fn write_config(dir: &Path, sim: &SimHandle, out: &Path) -> PathBuf {
-    let config = dir.join("etc");
-    std::fs::create_dir_all(config.join("conf.d")).unwrap();
-    std::fs::write(
-        config.join("vast-supervisor.toml"),
-        format!(
-            "state_dir = \"{}\"\ncontrol_socket = \"{}\"\n",
-            dir.join("state").display(),
-            dir.join("control.sock").display()
-        ),
-    )
-    .unwrap();
+    let config = write_main_config(dir, "");
     std::fs::write(
         config.join("conf.d/10-acme.toml"),
         format!(

@@ -12,7 +12,7 @@ mod daemon;
 #[path = "support/events.rs"]
 mod events;
 
-use daemon::Daemon;
+use daemon::{write_main_config, Daemon};
 use events::{read_events, unique, wait_for};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,17 +63,7 @@ fn account_kinds(out: &Path, account: &str) -> Vec<String> {
 /// A configuration directory: the main file, `conf.d/90-target.toml` with the file target, and
 /// (see [`write_account`]) `conf.d/10-acme.toml`.
 fn write_config(dir: &Path, out: &Path) -> PathBuf {
-    let config = dir.join("etc");
-    std::fs::create_dir_all(config.join("conf.d")).unwrap();
-    std::fs::write(
-        config.join("vast-supervisor.toml"),
-        format!(
-            "state_dir = \"{}\"\ncontrol_socket = \"{}\"\n",
-            dir.join("state").display(),
-            dir.join("control.sock").display()
-        ),
-    )
-    .unwrap();
+    let config = write_main_config(dir, "");
     std::fs::write(
         config.join("conf.d/90-target.toml"),
         format!(
@@ -111,6 +101,33 @@ async fn start_sim() -> SimHandle {
     sim
 }
 
+/// The daemon watching `acme` of a fresh simulated cloud, its first startup summary delivered.
+struct Watching {
+    out: PathBuf,
+    sim: SimHandle,
+    config: PathBuf,
+    daemon: Daemon,
+}
+
+async fn start_watching(dir: &Path) -> Watching {
+    let out = dir.join("events.jsonl");
+    let sim = start_sim().await;
+    let config = write_config(dir, &out);
+    write_account(&config, &sim, "");
+    let mut daemon = Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
+    daemon.start();
+    wait_for(&out, "the first startup_summary", |e| {
+        e.kind.as_str() == "startup_summary"
+    })
+    .await;
+    Watching {
+        out,
+        sim,
+        config,
+        daemon,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outages_survive_sigkill_and_reload_with_one_alert_and_one_restore_each() {
     tokio::time::timeout(Duration::from_secs(150), outages_across_restarts())
@@ -120,16 +137,12 @@ async fn outages_survive_sigkill_and_reload_with_one_alert_and_one_restore_each(
 
 async fn outages_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("events.jsonl");
-    let sim = start_sim().await;
-    let config = write_config(dir.path(), &out);
-    write_account(&config, &sim, "");
-    let mut daemon = Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
-    daemon.start();
-    wait_for(&out, "the first startup_summary", |e| {
-        e.kind.as_str() == "startup_summary"
-    })
-    .await;
+    let Watching {
+        out,
+        sim,
+        config,
+        mut daemon,
+    } = start_watching(dir.path()).await;
 
     // The gateway fails: stale once, however often the daemon is killed or reloaded meanwhile.
     sim.inject_fault(
@@ -204,16 +217,12 @@ async fn a_removed_account_forgets_its_outage() {
 
 async fn removed_account() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("events.jsonl");
-    let sim = start_sim().await;
-    let config = write_config(dir.path(), &out);
-    write_account(&config, &sim, "");
-    let mut daemon = Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
-    daemon.start();
-    wait_for(&out, "the first startup_summary", |e| {
-        e.kind.as_str() == "startup_summary"
-    })
-    .await;
+    let Watching {
+        out,
+        sim,
+        config,
+        mut daemon,
+    } = start_watching(dir.path()).await;
 
     // Removed by a reload during an outage; added again by a reload once the API works.
     sim.inject_fault(

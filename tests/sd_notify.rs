@@ -2,33 +2,17 @@
 //! bound here and a small `WATCHDOG_USEC`, the daemon sends READY=1, a STATUS= summary that
 //! follows what it watches, repeated WATCHDOG=1 pings, and on SIGTERM STOPPING=1, then exits 0.
 
+#[path = "support/daemon.rs"]
+mod daemon;
+
+use daemon::{write_main_config, Daemon};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::net::UnixDatagram;
 use vast_supervisor::sim::{MachineSpec, SimCloud, SimHandle};
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
-    let config = dir.join("etc");
-    std::fs::create_dir_all(config.join("conf.d")).unwrap();
-    std::fs::write(
-        config.join("vast-supervisor.toml"),
-        format!(
-            "state_dir = \"{}\"\ncontrol_socket = \"{}\"\nhttp_listen = \"127.0.0.1:0\"\n",
-            dir.join("state").display(),
-            dir.join("control.sock").display()
-        ),
-    )
-    .unwrap();
+    let config = write_main_config(dir, "http_listen = \"127.0.0.1:0\"\n");
     std::fs::write(
         config.join("conf.d/10-acme.toml"),
         format!(
@@ -89,19 +73,11 @@ async fn ready_status_watchdog_and_stopping() {
         lines: Vec::new(),
     };
 
-    let mut daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_vast-supervisor"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--test-poll-interval", "100ms", "-q"])
-            .env("NOTIFY_SOCKET", &socket_path)
-            .env("WATCHDOG_USEC", "200000")
-            .env_remove("WATCHDOG_PID")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon"),
-    );
+    let mut daemon = Daemon::new(config, &["--test-poll-interval", "100ms"])
+        .with_env("NOTIFY_SOCKET", Some(socket_path.as_os_str()))
+        .with_env("WATCHDOG_USEC", Some("200000".as_ref()))
+        .with_env("WATCHDOG_PID", None);
+    daemon.start();
 
     received
         .until("READY=1", |l| l.iter().any(|x| x == "READY=1"))
@@ -121,25 +97,10 @@ async fn ready_status_watchdog_and_stopping() {
     assert_eq!(count(&received.lines, "READY=1"), 1, "READY once");
     assert_eq!(count(&received.lines, "STOPPING=1"), 0);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &daemon.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // SIGTERM, and a clean exit (status 0) within 10 s.
+    daemon.terminate();
     received
         .until("STOPPING=1", |l| l.iter().any(|x| x == "STOPPING=1"))
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(status) = daemon.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "daemon did not stop within 10s of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(exit.success(), "SIGTERM exits 0, got {exit}");
     sim.shutdown();
 }

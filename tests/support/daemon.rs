@@ -1,16 +1,37 @@
-//! The real `vast-supervisor` binary under test, for crash and restart tests: started from a
-//! configuration directory (whose main file puts the control socket next to it, at
-//! `<config>/../control.sock`), killed with SIGKILL, signalled, stopped with SIGTERM. Included
-//! with `#[path = "support/daemon.rs"] mod daemon;`.
+//! The real `vast-supervisor` binary under test, for crash, restart and systemd tests: a
+//! configuration directory from [`write_main_config`] (which puts the control socket next to it,
+//! at `<config>/../control.sock`), the daemon started from it, killed with SIGKILL, signalled,
+//! stopped with SIGTERM. Included with `#[path = "support/daemon.rs"] mod daemon;`.
+#![allow(dead_code)] // each test uses some of these
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Creates `<dir>/etc` with `conf.d/` and a main file that keeps the state in `<dir>/state` and
+/// the control socket at `<dir>/control.sock`, plus `extra` lines; returns the `etc` directory.
+pub fn write_main_config(dir: &Path, extra: &str) -> PathBuf {
+    let config = dir.join("etc");
+    std::fs::create_dir_all(config.join("conf.d")).unwrap();
+    std::fs::write(
+        config.join("vast-supervisor.toml"),
+        format!(
+            "state_dir = \"{}\"\ncontrol_socket = \"{}\"\n{extra}",
+            dir.join("state").display(),
+            dir.join("control.sock").display()
+        ),
+    )
+    .unwrap();
+    config
+}
 
 pub struct Daemon {
     config: PathBuf,
     /// `run` options after `--config DIR` (the bench-only short intervals).
     args: Vec<String>,
+    /// Environment changes: a value to set, or `None` to remove the variable.
+    env: Vec<(String, Option<OsString>)>,
     child: Option<Child>,
 }
 
@@ -19,21 +40,33 @@ impl Daemon {
         Daemon {
             config,
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
             child: None,
         }
     }
 
+    /// Sets (`Some`) or removes (`None`) an environment variable of the daemon's process.
+    pub fn with_env(mut self, key: &str, value: Option<&std::ffi::OsStr>) -> Daemon {
+        self.env.push((key.to_string(), value.map(OsString::from)));
+        self
+    }
+
     pub fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_vast-supervisor"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vast-supervisor"));
+        command
             .args(["run", "--config"])
             .arg(&self.config)
             .args(&self.args)
             .arg("-q")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon");
-        self.child = Some(child);
+            .stderr(Stdio::null());
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => command.env(key, v),
+                None => command.env_remove(key),
+            };
+        }
+        self.child = Some(command.spawn().expect("start the daemon"));
     }
 
     pub fn kill9(&mut self) {
