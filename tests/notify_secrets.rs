@@ -3,9 +3,8 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::logs::LogCapture;
 use support::smtp::{SmtpConfig, SmtpServer};
 use support::*;
 use vast_supervisor::config::model::{EmailSecurity, TargetConfig, TargetUrl};
@@ -26,34 +25,12 @@ fn assert_clean(what: &str, text: &str) {
     );
 }
 
-#[derive(Clone)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_in_logs_errors_or_debug_output() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let writer = Capture(log.clone());
     // Everything at TRACE, including reqwest/hyper through the `log` bridge; the test's own
     // SMTP server (mailin) is not our code.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,mailin=off"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .try_init()
-        .expect("the only subscriber in this test binary");
+    let log = LogCapture::new();
+    log.install_global();
 
     bounded(async {
         let fake = FakeServices::start().await;
@@ -148,7 +125,7 @@ async fn no_secret_in_logs_errors_or_debug_output() {
     })
     .await;
 
-    let log = String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let log = log.text();
     assert!(
         log.contains("notification failed") && log.contains("notification delivered"),
         "the capture works:\n{log}"

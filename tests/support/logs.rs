@@ -30,18 +30,30 @@ impl LogCapture {
     /// on the same thread, as actix actors are, log into it too). The test's own SMTP server
     /// (mailin) is not our code and stays quiet.
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace,mailin=off"))
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
+        let guard = tracing::subscriber::set_default(self.subscriber());
         // Whether a log site is enabled is cached process-wide. A site first reached by another
         // test's thread while this subscriber was being registered can stay cached as "never"
         // (seen as a flaky missing line); recompute now that it is registered.
         tracing::callsite::rebuild_interest_cache();
         guard
+    }
+
+    /// Makes this capture the process's subscriber, for logs from every thread (reqwest's and
+    /// hyper's included). Panics if the test binary already has one.
+    pub fn install_global(&self) {
+        use tracing_subscriber::util::SubscriberInitExt;
+        self.subscriber()
+            .try_init()
+            .expect("the only subscriber in this test binary");
+    }
+
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace,mailin=off"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish()
     }
 
     pub fn text(&self) -> String {
