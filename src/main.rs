@@ -10,7 +10,12 @@ use vast_supervisor::logs_command::{self, LogsOptions};
 use vast_supervisor::{config, daemon, demo, logging, sim};
 
 fn main() -> ExitCode {
+    // Before anything else: a SIGHUP while the daemon starts must not kill it.
+    daemon::hold_early_signals();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        daemon::release_early_signals();
+    }
     let quiet_by_default = matches!(
         cli.command,
         Command::Demo { .. } | Command::Check | Command::Logs { .. }
@@ -80,7 +85,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vast-supervisor: {e:#}");
-            ExitCode::from(1)
+            match e.downcast_ref::<daemon::ConfigurationError>() {
+                Some(_) => ExitCode::from(2),
+                None => ExitCode::from(1),
+            }
         }
     }
 }

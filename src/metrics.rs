@@ -9,14 +9,15 @@
 //! (all accounts x poll error reasons, all event kinds, all targets x send failure reasons), so
 //! "rate > 0" alerts work from the first scrape. Owns no decisions: it only counts and renders.
 
+mod health;
 mod http;
 
+pub use health::{AccountHealthLine, Health, STALLED_AFTER_INTERVALS};
 pub use http::{serve, MetricsServer};
 
 use crate::event::EventKind;
 use crate::store::{StoreError, StoreHandle};
 use crate::vast::{Endpoint, VastClient};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
@@ -86,6 +87,10 @@ pub struct AccountMetrics {
     client: Mutex<Option<VastClient>>,
     /// Requests counted by clients that were replaced (a reload), so the counter never drops.
     api_base: Box<[AtomicU64]>,
+    /// When the account last finished a poll (failed ones too), or was registered; with its
+    /// poll interval, tells `/health` whether the account still polls at all.
+    last_poll: Mutex<Instant>,
+    poll_interval_ms: AtomicU64,
 }
 
 impl Default for AccountMetrics {
@@ -100,6 +105,8 @@ impl Default for AccountMetrics {
             degraded_instances: AtomicU64::new(0),
             client: Mutex::new(None),
             api_base: counters(Endpoint::ALL.len()),
+            last_poll: Mutex::new(Instant::now()),
+            poll_interval_ms: AtomicU64::new(0),
         }
     }
 }
@@ -108,6 +115,7 @@ impl AccountMetrics {
     /// One finished poll; `error_reason` is `VastError::reason()` of a failed one.
     pub fn record_poll(&self, error_reason: Option<&str>) {
         self.polls.fetch_add(1, Ordering::Relaxed);
+        *self.last_poll.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if let Some(reason) = error_reason {
             match POLL_ERROR_REASONS.iter().position(|r| *r == reason) {
                 Some(i) => {
@@ -116,6 +124,12 @@ impl AccountMetrics {
                 None => tracing::warn!(reason, "poll error reason unknown to metrics"),
             }
         }
+    }
+
+    /// The account's poll interval; `/health` expects a poll at least every few of them.
+    pub fn set_poll_interval(&self, every: Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self.poll_interval_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The account's state as shown in status: one of [`ACCOUNT_STATES`].
@@ -238,28 +252,6 @@ impl TargetMetrics {
     }
 }
 
-/// One account's line in `/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccountHealthLine {
-    pub name: String,
-    pub state: &'static str,
-}
-
-/// The `/health` answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Health {
-    /// "ok", or "unhealthy" when every account is stale or has its key rejected.
-    pub status: &'static str,
-    pub uptime_seconds: u64,
-    pub accounts: Vec<AccountHealthLine>,
-}
-
-impl Health {
-    pub fn healthy(&self) -> bool {
-        self.status == "ok"
-    }
-}
-
 /// The process-wide registry.
 pub struct Metrics {
     started: Instant,
@@ -273,6 +265,10 @@ pub struct Metrics {
     last_reload_success_ms: AtomicI64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    /// Commits the state database refused (full disk, I/O errors, corruption).
+    state_commit_failures: AtomicU64,
+    /// Whether the last commits failed (the state database does not take writes).
+    state_failing: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -290,6 +286,8 @@ impl Default for Metrics {
             last_reload_success_ms: AtomicI64::new((started_unix * 1000.0) as i64),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            state_commit_failures: AtomicU64::new(0),
+            state_failing: AtomicBool::new(false),
         }
     }
 }
@@ -367,28 +365,16 @@ impl Metrics {
         }
     }
 
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
+    /// What the state database's writer reports: failed commits so far (a counter that only
+    /// grows) and whether it refuses writes now.
+    pub fn set_state_store(&self, failed_commits: u64, failing: bool) {
+        self.state_commit_failures
+            .fetch_max(failed_commits, Ordering::Relaxed);
+        self.state_failing.store(failing, Ordering::Relaxed);
     }
 
-    /// 503-worthy when every account is stale or has its key rejected; no account is healthy.
-    pub fn health(&self) -> Health {
-        let accounts: Vec<AccountHealthLine> = read(&self.accounts)
-            .iter()
-            .map(|(name, a)| AccountHealthLine {
-                name: name.clone(),
-                state: a.state(),
-            })
-            .collect();
-        let all_down = !accounts.is_empty()
-            && accounts
-                .iter()
-                .all(|a| a.state == "stale" || a.state == "auth_failed");
-        Health {
-            status: if all_down { "unhealthy" } else { "ok" },
-            uptime_seconds: self.uptime().as_secs(),
-            accounts,
-        }
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric.
@@ -613,6 +599,27 @@ impl Metrics {
                 load(&t.restarts),
             );
         }
+
+        x.family(
+            "state_commit_failures_total",
+            "counter",
+            "Commits the state database refused (full disk, I/O error, corruption); the change is detected again once it takes writes.",
+        );
+        x.sample(
+            "state_commit_failures_total",
+            &[],
+            load(&self.state_commit_failures),
+        );
+        x.family(
+            "state_failing",
+            "gauge",
+            "1 while the state database refuses writes, else 0.",
+        );
+        x.sample(
+            "state_failing",
+            &[],
+            u8::from(self.state_failing.load(Ordering::Relaxed)),
+        );
 
         x.family(
             "config_last_reload_successful",

@@ -3,6 +3,9 @@
 //! config_reloaded / config_rejected, no event repeats, and untouched accounts keep polling with
 //! no gap. Also `status --json` against the running daemon and exit code 3 when it is gone.
 
+#[path = "support/daemon.rs"]
+mod daemon;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -314,5 +317,102 @@ async fn reload_applies_per_file_without_gaps_or_duplicates() {
         max_gap < Duration::from_millis(POLL_MS * 4),
         "poll gap {max_gap:?} across the reload"
     );
+    sim.shutdown();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn health(port: u16) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .expect("/health answers");
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+fn polls_of(sim: &SimHandle, account: &str) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.account.as_deref() == Some(account) && r.route == "machines")
+        .count()
+}
+
+/// Issue 11 item 1: durations too large for any clock used to panic inside the reload, which
+/// killed the supervisor actor: polling stopped while `/health` kept answering 200. Such a file
+/// is now rejected at its `line:col` and everything else goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_out_of_range_durations_is_rejected_and_polling_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sim.add_account("KEY-zed", "zed");
+    sim.add_machine("zed", MachineSpec::new(700, "zed-rig", 2, "RTX 4090"))
+        .unwrap();
+    let port = free_port();
+    let config =
+        daemon::write_main_config(dir.path(), &format!("http_listen = \"127.0.0.1:{port}\"\n"));
+    let account = config.join("conf.d/10-zed.toml");
+    std::fs::write(&account, account_file("zed", &sim, "")).unwrap();
+    std::fs::write(
+        config.join("conf.d/90-targets.toml"),
+        format!(
+            "[[target]]\nname = \"log\"\nurl = \"file://{}\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = daemon::Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
+    daemon.start();
+    wait_for(&out, "startup_summary", |e| {
+        e.kind.as_str() == "startup_summary"
+    })
+    .await;
+
+    std::fs::write(
+        &account,
+        account_file(
+            "zed",
+            &sim,
+            "poll_interval = \"99999999999999999999999s\"\noffline_grace = \"9999999999999999d\"\n",
+        ),
+    )
+    .unwrap();
+    let reload = cli(&config, &["reload"]);
+    let text = String::from_utf8_lossy(&reload.stdout).to_string();
+    assert_eq!(
+        reload.status.code(),
+        Some(2),
+        "the file is rejected: {text} {reload:?}"
+    );
+    for key in ["5:17: poll_interval", "6:17: offline_grace"] {
+        assert!(
+            text.contains(key) && text.contains("out of range"),
+            "{key} at its line:col: {text}"
+        );
+    }
+
+    // The supervisor survived: the account keeps polling and detecting, /health stays 200,
+    // and a later reload still works.
+    let before = polls_of(&sim, "zed");
+    sim.start_rental("zed", 700, "r", vec![0u32], RentalKind::OnDemand, 10.0)
+        .unwrap();
+    wait_for(&out, "rental_start after the reload", |e| {
+        e.kind.as_str() == "rental_start"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(POLL_MS * 6)).await;
+    assert!(polls_of(&sim, "zed") > before + 3, "polling goes on");
+    assert_eq!(health(port).await.0, 200);
+    std::fs::write(&account, account_file("zed", &sim, "")).unwrap();
+    let again = cli(&config, &["reload"]);
+    assert!(again.status.success(), "{again:?}");
+    daemon.terminate();
     sim.shutdown();
 }

@@ -634,6 +634,11 @@ impl Handler<PollTick> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, _msg: PollTick, ctx: &mut Context<Self>) {
+        if let Some(faults) = &self.ops.faults {
+            if faults.take_account_panic(&self.cfg.name) {
+                panic!("injected fault: account actor {} killed", self.cfg.name);
+            }
+        }
         // Lines the API client logs while fetching carry the account.
         let span = tracing::debug_span!("poll", account = %self.cfg.name);
         let watch = self.cfg.watch;

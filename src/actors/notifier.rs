@@ -11,18 +11,20 @@
 //! window marks the target degraded (one `target_failing`) and the loop backs off with growing
 //! pauses. Every send, failed attempt (by reason), drop and restart is counted in the metrics.
 
+use super::state_watch::UrgentFeed;
 use super::supervision::{RestartLog, RestartPolicy, Verdict};
 use super::{queue_events, supervisor_event};
 use crate::config::TargetConfig;
 use crate::event::{Event, EventKind};
 use crate::metrics::TargetMetrics;
 use crate::notify::{default_bucket, Notifier, SendError, TokenBucket};
-use crate::store::{QueuedEvent, StoreHandle};
+use crate::store::{QueuedEvent, StoreError, StoreHandle};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use rand::Rng;
 use serde_json::json;
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +33,8 @@ use tracing::Instrument;
 
 /// How many outbox rows one read takes.
 const READ_BATCH: usize = 256;
+/// A failed read of the outbox or of the cursor is tried again after this long.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 /// Retry timing of a notifier. The defaults suit real services; tests and benchmarks shrink them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,6 +82,8 @@ pub struct NotifierActor {
     tuning: DeliveryTuning,
     metrics: Arc<TargetMetrics>,
     restart_policy: RestartPolicy,
+    /// Events that reach the target straight from memory (see `state_watch`).
+    urgent: UrgentFeed,
 }
 
 impl NotifierActor {
@@ -101,7 +107,14 @@ impl NotifierActor {
             tuning,
             metrics: Arc::default(),
             restart_policy: RestartPolicy::default(),
+            urgent: tokio::sync::watch::channel(None).1,
         }
+    }
+
+    /// The feed of events to send straight from memory (the supervisor's `state_watch`).
+    pub fn with_urgent(mut self, urgent: UrgentFeed) -> NotifierActor {
+        self.urgent = urgent;
+        self
     }
 
     /// The target's metrics and the restart policy of its delivery loop, from the supervisor.
@@ -127,6 +140,7 @@ impl Actor for NotifierActor {
         let tuning = self.tuning;
         let metrics = self.metrics.clone();
         let policy = self.restart_policy;
+        let urgent = self.urgent.clone();
         ctx.spawn(
             async move {
                 let mut restart_log = RestartLog::default();
@@ -134,7 +148,7 @@ impl Actor for NotifierActor {
                 loop {
                     // Every line logged while delivering (the services' too) names the target.
                     let span = tracing::info_span!("notify", target = %target.name);
-                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone(), tuning, metrics.clone()).instrument(span));
+                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone(), tuning, metrics.clone(), urgent.clone()).instrument(span));
                     match run.catch_unwind().await {
                         Ok(Exit::Disabled) | Ok(Exit::StoreClosed) => return,
                         Err(_) => {
@@ -231,6 +245,7 @@ async fn deliver(
     status: SharedTargetStatus,
     tuning: DeliveryTuning,
     metrics: Arc<TargetMetrics>,
+    urgent: UrgentFeed,
 ) -> Exit {
     let name = target.name.clone();
     let notifier = match Notifier::new(&target, http) {
@@ -242,10 +257,13 @@ async fn deliver(
         }
     };
     let mut latest = store.subscribe();
-    let n = name.clone();
-    let mut cursor = match store.run(move |s| s.cursor_or_init(&n)).await {
-        Ok(c) => c,
-        Err(_) => return Exit::StoreClosed,
+    let mut cursor = loop {
+        let (n, since) = (name.clone(), replay_since(&target));
+        match store.run(move |s| s.cursor_or_init(&n, since)).await {
+            Ok(c) => break c,
+            Err(StoreError::Closed) => return Exit::StoreClosed,
+            Err(e) => store_trouble(&status, "cannot read the delivery position", &e).await,
+        }
     };
     lock(&status).cursor = cursor;
     metrics.set_cursor(cursor);
@@ -259,23 +277,30 @@ async fn deliver(
         notifier,
         failing_since: None,
         failing_reported: false,
+        urgent,
+        sent_urgent: HashSet::new(),
     };
     loop {
+        delivery.send_urgent().await;
         let batch = match store.run(move |s| s.events_after(cursor, READ_BATCH)).await {
             Ok(b) => b,
+            Err(StoreError::Closed) => return Exit::StoreClosed,
             Err(e) => {
-                tracing::error!(target = %name, error = %e, "cannot read the outbox");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                store_trouble(&status, "cannot read the outbox", &e).await;
                 continue;
             }
         };
+        store_fine(&status);
         let Some(last_seq) = batch.last().map(|q| q.seq) else {
-            if latest.changed().await.is_err() {
-                return Exit::StoreClosed;
+            tokio::select! {
+                changed = latest.changed() => if changed.is_err() {
+                    return Exit::StoreClosed;
+                },
+                _ = delivery.urgent_arrives() => {}
             }
             continue;
         };
-        let Some(first) = batch.iter().position(|q| wanted(&target, &q.event)) else {
+        let Some(first) = batch.iter().position(|q| delivery.wants(&q.event)) else {
             cursor = advance(&store, &status, &metrics, &name, last_seq).await;
             continue;
         };
@@ -295,14 +320,14 @@ async fn deliver(
             let end = all.last().map(|q| q.seq).unwrap_or(last_seq);
             (
                 all.into_iter()
-                    .filter(|q| wanted(&target, &q.event))
+                    .filter(|q| delivery.wants(&q.event))
                     .collect::<Vec<_>>(),
                 end,
             )
         } else if target.batch_size > 1 {
             let unit: Vec<QueuedEvent> = batch[first..]
                 .iter()
-                .filter(|q| wanted(&target, &q.event))
+                .filter(|q| delivery.wants(&q.event))
                 .take(target.batch_size)
                 .cloned()
                 .collect();
@@ -346,9 +371,53 @@ struct Delivery {
     bucket: TokenBucket,
     failing_since: Option<Instant>,
     failing_reported: bool,
+    /// Events handed over from memory while the outbox cannot take them (`state_watch`).
+    urgent: UrgentFeed,
+    /// Ids of those already sent: their outbox copies are skipped.
+    sent_urgent: HashSet<String>,
 }
 
 impl Delivery {
+    /// Whether this target should get `event` from the outbox.
+    fn wants(&self, event: &Event) -> bool {
+        wanted(&self.target, event) && !self.sent_urgent.contains(&event.id)
+    }
+
+    /// Resolves when an event arrives on the urgent feed (never, once the feed is gone).
+    async fn urgent_arrives(&mut self) {
+        if self.urgent.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Sends the latest urgent event once, if this target wants it and has not sent it. One
+    /// attempt: if it fails, the event still arrives through the outbox later.
+    async fn send_urgent(&mut self) {
+        let Some(event) = self.urgent.borrow_and_update().clone() else {
+            return;
+        };
+        if !self.wants(&event) {
+            return;
+        }
+        self.sent_urgent.insert(event.id.clone());
+        while let Err(wait) = self.bucket.try_take(std::time::Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        match self.notifier.send(std::slice::from_ref(&event)).await {
+            Ok(_) => {
+                self.metrics.record_sent(1);
+                let mut s = lock(&self.status);
+                s.sent += 1;
+                s.last_success = Some(Utc::now());
+            }
+            Err(e) => {
+                tracing::warn!(target = %self.target.name, event_id = %event.id, kind = %event.kind, error = %e,
+                    "could not send an event straight from memory; it follows through the outbox");
+                self.sent_urgent.remove(&event.id);
+            }
+        }
+    }
+
     /// Delivers `unit` (in outbox order) or skips what the service refuses. A refused batch is
     /// sent again one event at a time, so only the events that cannot be delivered on their own
     /// are skipped (parts of a split digest the service had accepted may arrive twice). Within
@@ -515,6 +584,38 @@ fn backoff_delay(tuning: &DeliveryTuning, attempt: u32) -> Duration {
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
     exp.min(tuning.backoff_cap)
         .mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+}
+
+/// The state database cannot be read: status says so (not "ok"), and the loop tries again.
+async fn store_trouble(status: &SharedTargetStatus, what: &str, error: &StoreError) {
+    tracing::error!(error = %error, "{what}; trying again");
+    {
+        let mut s = lock(status);
+        s.state = "retrying".into();
+        s.last_error = Some(format!("{what}: {error}"));
+    }
+    tokio::time::sleep(STORE_RETRY).await;
+}
+
+/// Reading works again after [`store_trouble`].
+fn store_fine(status: &SharedTargetStatus) {
+    let mut s = lock(status);
+    let troubled = s.state == "retrying"
+        && s.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("cannot read the"));
+    if troubled {
+        s.state = "ok".into();
+    }
+}
+
+/// Where a target whose delivery position was lost starts again: its `max_age` ago (older
+/// events would be dropped anyway).
+pub(crate) fn replay_since(target: &TargetConfig) -> DateTime<Utc> {
+    let max_age = chrono::TimeDelta::from_std(target.max_age).unwrap_or(chrono::TimeDelta::MAX);
+    Utc::now()
+        .checked_sub_signed(max_age)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 async fn advance(

@@ -4,13 +4,17 @@
 //! shutdown. Creates the process's metrics registry from the configuration and hands each actor
 //! its counters.
 
+mod accounts;
+
 use super::account::{
-    forget_removed_accounts, AccountActor, AccountOps, AccountStatusFeed, FirstPollDone,
-    StopAccount,
+    forget_removed_accounts, AccountActor, AccountStatusFeed, FirstPollDone, StopAccount,
 };
-use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
+use super::notifier::{
+    replay_since, DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier,
+};
 use super::reload::{self, ReloadReport};
-use super::supervision::{FaultInjection, RestartPolicy};
+use super::state_watch::watch_state;
+use super::supervision::{FaultInjection, RestartLog, RestartPolicy};
 use super::{queue_events, supervisor_event};
 use crate::config::{self, AccountConfig, FileConfig, LoadedConfig, TargetConfig};
 use crate::control::{PublishedStatus, StatusCounts, StatusSnapshot};
@@ -18,7 +22,7 @@ use crate::event::EventKind;
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::store::StoreHandle;
-use crate::vast::{ClientOptions, VastClient};
+use crate::vast::ClientOptions;
 use actix::prelude::*;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -92,6 +96,16 @@ pub struct Supervisor {
     opts: SupervisorOptions,
     /// Each running account and the feed it publishes its status into.
     accounts: BTreeMap<String, (Addr<AccountActor>, AccountStatusFeed)>,
+    /// The configuration of each running account (to restart one whose actor died).
+    account_cfgs: BTreeMap<String, AccountConfig>,
+    /// Unexpected stops of account actors (see `accounts`).
+    account_restarts: BTreeMap<String, RestartLog>,
+    /// Set by `Shutdown`: account actors stopping now are not restarted.
+    stopping: bool,
+    /// Closed when this actor is gone, however it ended (see [`Supervisor::lifeline`]).
+    lifeline: watch::Sender<()>,
+    /// Events for the notifiers straight from memory (see `state_watch`).
+    urgent: watch::Sender<Option<Arc<crate::event::Event>>>,
     notifiers: BTreeMap<String, (Addr<NotifierActor>, SharedTargetStatus)>,
     awaiting_first_poll: BTreeSet<String>,
     first_polls: Vec<FirstPollDone>,
@@ -136,6 +150,11 @@ impl Supervisor {
             http,
             opts,
             accounts: BTreeMap::new(),
+            account_cfgs: BTreeMap::new(),
+            account_restarts: BTreeMap::new(),
+            stopping: false,
+            lifeline: watch::channel(()).0,
+            urgent: watch::channel(None).0,
             notifiers: BTreeMap::new(),
             awaiting_first_poll: BTreeSet::new(),
             first_polls: Vec::new(),
@@ -152,6 +171,12 @@ impl Supervisor {
             metrics,
             metrics_from_seq,
         }
+    }
+
+    /// Ends (`changed()` returns an error) when this supervisor is gone: after a clean stop, or
+    /// when a panic ended it. The daemon exits on the latter rather than live on without it.
+    pub fn lifeline(&self) -> watch::Receiver<()> {
+        self.lifeline.subscribe()
     }
 
     /// The metrics registry (for the HTTP listener, and for a reload to record its outcome).
@@ -209,6 +234,7 @@ impl Supervisor {
         let max_seq = *self.store.subscribe().borrow();
         let started_at = self.started_at;
         let config_files = self.config_files.clone();
+        let state_store = state_store_status(&self.store.health().borrow());
         Some(
             async move {
                 let target_json: Vec<serde_json::Value> = targets
@@ -243,6 +269,7 @@ impl Supervisor {
                     accounts: account_status,
                     targets: target_json,
                     outbox: json!({ "max_seq": max_seq }),
+                    state_store,
                 };
                 // Serialized once here (off the actor thread: it is megabytes at the density
                 // target) into one buffer of about the last snapshot's size, not a chain of
@@ -285,35 +312,6 @@ impl Supervisor {
         }
     }
 
-    fn start_account(&mut self, mut cfg: AccountConfig, me: Recipient<FirstPollDone>) {
-        self.opts.account_overrides.apply(&mut cfg);
-        let client = VastClient::new(
-            self.http.clone(),
-            cfg.api_url.clone(),
-            cfg.api_key.clone(),
-            self.opts.client.clone(),
-        );
-        let name = cfg.name.clone();
-        let account_metrics = self.metrics.account(&name);
-        account_metrics.attach_client(&client);
-        let ops = AccountOps {
-            metrics: account_metrics,
-            restart_policy: self.opts.restart_policy,
-            faults: self.opts.fault_injection.clone(),
-        };
-        match AccountActor::new(cfg, client, self.store.clone(), Some(me)) {
-            Ok(actor) => {
-                let actor = actor.with_ops(ops);
-                self.awaiting_first_poll.insert(name.clone());
-                let feed = actor.status_feed();
-                self.accounts.insert(name, (actor.start(), feed));
-            }
-            Err(e) => {
-                tracing::error!(account = %name, error = %e, "invalid pattern in the account; not started")
-            }
-        }
-    }
-
     fn start_target(&mut self, cfg: TargetConfig) {
         let name = cfg.name.clone();
         self.target_cfgs.insert(name.clone(), cfg.clone());
@@ -323,7 +321,8 @@ impl Supervisor {
             self.http.clone(),
             self.opts.delivery,
         )
-        .with_ops(self.metrics.target(&name), self.opts.restart_policy);
+        .with_ops(self.metrics.target(&name), self.opts.restart_policy)
+        .with_urgent(self.urgent.subscribe());
         let status = actor.status();
         self.notifiers.insert(name, (actor.start(), status));
     }
@@ -403,21 +402,33 @@ impl Actor for Supervisor {
             json!({ "version": env!("CARGO_PKG_VERSION") }),
         );
         let store = self.store.clone();
-        let target_names: Vec<String> = self.targets_cfg.iter().map(|t| t.name.clone()).collect();
+        let target_names: Vec<(String, DateTime<Utc>)> = self
+            .targets_cfg
+            .iter()
+            .map(|t| (t.name.clone(), replay_since(t)))
+            .collect();
         let configured = self.accounts_cfg.iter().map(|a| a.name.clone()).collect();
         // A new target starts at the end of the outbox; fix every target's position first, then
         // queue supervisor_start, so it is the first event every target delivers.
         ctx.wait(
             async move {
-                for name in target_names {
+                for (name, since) in target_names {
                     let n = name.clone();
-                    if let Err(e) = store.run(move |s| s.cursor_or_init(&n)).await {
+                    if let Err(e) = store.run(move |s| s.cursor_or_init(&n, since)).await {
                         tracing::error!(target = %name, error = %e, "cannot read a target's delivery position");
                     }
                 }
                 forget_removed_accounts(&store, configured).await;
                 queue_events(&store, "", vec![start]).await
             }
+            .into_actor(self),
+        );
+        ctx.spawn(
+            watch_state(
+                self.store.clone(),
+                self.metrics.clone(),
+                self.urgent.clone(),
+            )
             .into_actor(self),
         );
         ctx.spawn(
@@ -431,9 +442,8 @@ impl Actor for Supervisor {
         for t in std::mem::take(&mut self.targets_cfg) {
             self.start_target(t);
         }
-        let me = ctx.address().recipient();
         for a in std::mem::take(&mut self.accounts_cfg) {
-            self.start_account(a, me.clone());
+            self.start_account(a, ctx);
         }
         if self.awaiting_first_poll.is_empty() {
             self.send_startup_summary();
@@ -466,6 +476,11 @@ impl Handler<FirstPollDone> for Supervisor {
 
     fn handle(&mut self, msg: FirstPollDone, ctx: &mut Context<Self>) {
         self.awaiting_first_poll.remove(&msg.account);
+        self.account_works(&msg.account);
+        if self.summary_sent {
+            // A restarted account reports its first poll again; the summary is long out.
+            return;
+        }
         self.first_polls.push(msg);
         if self.awaiting_first_poll.is_empty() {
             self.send_startup_summary();
@@ -486,6 +501,7 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
         for (addr, _) in self.accounts.values() {
             addr.do_send(StopAccount);
         }
@@ -526,6 +542,18 @@ impl Handler<Shutdown> for Supervisor {
     }
 }
 
+/// The state database in status.
+fn state_store_status(health: &crate::store::StoreHealth) -> serde_json::Value {
+    json!({
+        "state": if health.failing() { "failing" } else { "ok" },
+        "failed_commits": health.failed_commits,
+        "failing_since": health.failing_since,
+        "last_error": health.last_error,
+        "kept_events": health.kept_events,
+        "repairs": health.repairs.len(),
+    })
+}
+
 /// One entry per configuration file for status: `{"path", "ok", "error"}`.
 pub fn config_files_status(loaded: &LoadedConfig) -> Vec<serde_json::Value> {
     loaded
@@ -563,6 +591,11 @@ impl Handler<Reload> for Supervisor {
                 "a reload is already running".to_string()
             )));
         }
+        if let Some(faults) = &self.opts.fault_injection {
+            if faults.take_reload_panic() {
+                panic!("injected fault: the supervisor panicked in a reload");
+            }
+        }
         self.reloading = true;
         crate::systemd::notify_reloading();
         // Validate everything first; nothing is touched until the plan is complete.
@@ -577,7 +610,7 @@ impl Handler<Reload> for Supervisor {
         let stopping_accounts: Vec<Addr<AccountActor>> = plan
             .stop_accounts
             .iter()
-            .filter_map(|n| self.accounts.remove(n).map(|(a, _)| a))
+            .filter_map(|n| self.forget_account(n))
             .collect();
         let stopping_targets: Vec<Addr<NotifierActor>> = plan
             .stop_targets
@@ -606,12 +639,11 @@ impl Handler<Reload> for Supervisor {
             }
         };
         Box::pin(stop.into_actor(self).map(move |_, act, ctx| {
-            let me = ctx.address().recipient();
             for t in plan.start_targets {
                 act.start_target(t);
             }
             for a in plan.start_accounts {
-                act.start_account(a, me.clone());
+                act.start_account(a, ctx);
             }
             act.in_force = plan.in_force;
             act.config_files = config_files_status(&loaded);

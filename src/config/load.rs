@@ -91,6 +91,12 @@ impl LoadedConfig {
         self.files.iter().flat_map(|f| f.diagnostics()).collect()
     }
 
+    /// The main file, when it exists and was rejected (its globals are then the defaults).
+    pub fn rejected_main_file(&self) -> Option<&FileOutcome> {
+        let main = self.dir.join(MAIN_FILE_NAME);
+        self.files.iter().find(|f| !f.is_ok() && f.path() == main)
+    }
+
     /// True when every file is valid.
     pub fn is_valid(&self) -> bool {
         self.files.iter().all(FileOutcome::is_ok)
@@ -175,7 +181,9 @@ fn config_files(dir: &Path) -> Result<Vec<Listed>, Diagnostic> {
     }
     let mut files = Vec::new();
     let main = dir.join(MAIN_FILE_NAME);
-    if main.exists() {
+    // Not `exists()`: a main file that cannot even be looked at (a symlink loop, no permission)
+    // must be reported, not taken for an absent one.
+    if std::fs::symlink_metadata(&main).is_ok() {
         files.push(Listed::File {
             path: main,
             is_main: true,

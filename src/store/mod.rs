@@ -12,9 +12,11 @@
 
 mod db;
 mod handle;
+mod repair;
 
 pub use db::{Commit, LoadedStates, Quarantined, QueuedEvent, Store};
-pub use handle::StoreHandle;
+pub use handle::{StoreHandle, StoreHealth, StoreOptions};
+pub use repair::{LostRows, Repair, RepairAction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,4 +28,18 @@ pub enum StoreError {
     Corrupt(String),
     #[error("state database writer has stopped")]
     Closed,
+    #[error("state database: cannot move a damaged file aside: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether SQLite found the file damaged (as opposed to full, busy or gone).
+    pub fn is_corruption(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, DatabaseCorrupt | NotADatabase)
+        )
+    }
 }
