@@ -61,9 +61,8 @@ pub(crate) fn supervisor_event(
     .with_data(data)
 }
 
-/// Queues events that carry no subject state (account and supervisor events). Nothing would
-/// detect them again, so while the database refuses writes the store keeps them in memory and
-/// commits them once it takes writes again.
+/// Queues events that carry no subject state (account and supervisor events). While the
+/// database refuses writes the store keeps them in memory and commits them once it takes writes.
 pub(crate) async fn queue_events(store: &StoreHandle, account: &str, events: Vec<Event>) {
     if events.is_empty() {
         return;
@@ -76,13 +75,7 @@ pub(crate) async fn queue_events(store: &StoreHandle, account: &str, events: Vec
         state: None,
         events,
     };
-    match store.queue(vec![commit]).await {
-        Ok(_) => {}
-        Err(e @ crate::store::StoreError::Closed) => {
-            tracing::error!(account, ?kinds, error = %e, "could not queue events")
-        }
-        Err(e) => {
-            tracing::error!(account, ?kinds, error = %e, "could not queue events yet; they are kept in memory until the state database takes writes")
-        }
+    if let Err(e) = store.apply(vec![commit]).await {
+        tracing::error!(account, ?kinds, error = %e, "could not queue events");
     }
 }

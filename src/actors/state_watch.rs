@@ -5,9 +5,9 @@
 //!
 //! While commits fail, the outbox cannot take the `state_failing` event either. It is therefore
 //! delivered twice over: straight from memory to every notifier through the [`UrgentFeed`] (the
-//! targets that can still send get it at once; each sends it once, by id), and queued with
-//! [`StoreHandle::queue`], which keeps it in memory until the database takes writes again, so it
-//! lands in the outbox (and in `events`) afterwards. A notifier skips the outbox copy of an event
+//! targets that can still send get it at once; each sends it once, by id), and queued like any
+//! event: the store keeps it in memory until the database takes writes again, so it lands in the
+//! outbox (and in `events`) afterwards. A notifier skips the outbox copy of an event
 //! it already sent from memory; after a restart it may deliver it once more, with the same id.
 //!
 //! Decides nothing about subjects: the accounts read the store's health themselves to show

@@ -1,19 +1,23 @@
 //! The store's writer thread and the async handle actors use to reach it.
 //!
 //! Besides running requests, the writer watches the database's health and publishes it
-//! ([`StoreHealth`]): a commit that fails (full disk, I/O error) is counted and the store is
-//! "failing" until commits succeed again; the caller keeps its previous state, so the change is
-//! detected and committed again later. Commits of events without subject state (supervisor and
-//! account events, which nothing would detect again) are kept in memory when they fail and
-//! retried every second until they land. SQLite reporting corruption triggers an integrity check
-//! and a repair (at most once a minute). The write-ahead log is checkpointed into the database
-//! file periodically and when the handle is dropped, so a copy of `state.db` alone is a backup.
+//! ([`StoreHealth`]). A commit the database refuses (full disk, I/O error, corruption) is kept in
+//! memory, merged per subject with the commits that follow for the same subject (the latest state,
+//! every event in order), and committed in one transaction as soon as the database takes writes
+//! again; the writer retries every second. The caller is told it was accepted, so a change that
+//! comes and goes while the disk is full is reported too; the stored state stays what it was, so
+//! after a crash in that window the change is detected again from it. While commits are kept the
+//! store is "failing". Past [`MAX_KEPT_EVENTS`] a commit is refused instead (its caller keeps its
+//! previous state and detects the change again later), so memory stays bounded. SQLite reporting
+//! corruption triggers an integrity check and a repair (at most once a minute). The write-ahead
+//! log is checkpointed into the database file periodically, on request and when the writer
+//! stops, so a copy of `state.db` alone is a backup.
 
 use super::db::{Commit, Store};
 use super::repair::Repair;
 use super::StoreError;
 use chrono::{DateTime, Utc};
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -21,9 +25,9 @@ use tokio::sync::{oneshot, watch};
 
 /// Commits waiting at once are applied in one transaction, up to this many.
 const MAX_GROUP: usize = 512;
-/// Event-only commits kept in memory while the database refuses writes, at most.
-const MAX_KEPT_EVENTS: usize = 10_000;
-/// How often kept events are retried (and the checkpoint schedule looked at) while idle.
+/// Events kept in memory (with their subjects' states) while the database refuses writes.
+pub const MAX_KEPT_EVENTS: usize = 20_000;
+/// How often kept commits are retried (and the checkpoint schedule looked at) while idle.
 const TICK: Duration = Duration::from_secs(1);
 /// Corruption met at run time triggers a check at most this often.
 const REPAIR_AT_MOST_EVERY: Duration = Duration::from_secs(60);
@@ -35,8 +39,6 @@ enum Request {
     Apply {
         commits: Vec<Commit>,
         reply: Reply,
-        /// Event-only commits: kept and retried when they fail.
-        keep: bool,
     },
     Run(Job),
     /// Checkpoints the write-ahead log now.
@@ -65,9 +67,9 @@ pub struct StoreHealth {
     pub failing_since: Option<DateTime<Utc>>,
     /// The last commit error.
     pub last_error: Option<String>,
-    /// Commits refused since start-up (retries of kept events not counted).
+    /// Commits the database refused since start-up (each counted once, not its retries).
     pub failed_commits: u64,
-    /// Event-only commits kept in memory until the database takes writes again.
+    /// Events kept in memory (with their subjects' states) until the database takes writes.
     pub kept_events: usize,
     /// Every repair since start-up (at opening included), oldest first.
     pub repairs: Vec<Repair>,
@@ -106,7 +108,7 @@ impl StoreHandle {
             store,
             latest: latest_tx,
             health: health_tx,
-            kept: VecDeque::new(),
+            kept: Kept::default(),
             opts,
             last_checkpoint: Instant::now(),
             written: false,
@@ -123,26 +125,14 @@ impl StoreHandle {
         })
     }
 
-    /// Commits state changes with their events atomically; returns the outbox's highest sequence.
+    /// Commits state changes with their events atomically; returns the outbox's highest
+    /// sequence. While the database refuses writes, the commit is kept in memory and committed as
+    /// soon as it takes them (see the module doc): that is an `Ok` too. An error means it was
+    /// refused (memory bound reached, writer gone): the caller keeps its previous state.
     pub async fn apply(&self, commits: Vec<Commit>) -> Result<i64, StoreError> {
-        self.send_apply(commits, false).await
-    }
-
-    /// Commits events that no subject state stands for (supervisor and account events). When
-    /// the database refuses them they are kept in memory and committed once it takes writes
-    /// again; the error then says so.
-    pub async fn queue(&self, commits: Vec<Commit>) -> Result<i64, StoreError> {
-        self.send_apply(commits, true).await
-    }
-
-    async fn send_apply(&self, commits: Vec<Commit>, keep: bool) -> Result<i64, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.requests
-            .send(Request::Apply {
-                commits,
-                reply,
-                keep,
-            })
+            .send(Request::Apply { commits, reply })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -186,19 +176,57 @@ impl StoreHandle {
     }
 }
 
-/// One caller's commits in a group, or kept events (no caller waits for them).
+/// One caller's commits waiting for the next group transaction.
 struct Pending {
     commits: Vec<Commit>,
-    reply: Option<Reply>,
-    keep: bool,
+    reply: Reply,
+}
+
+/// Commits the database refused, merged per subject, in the order their subjects first failed.
+#[derive(Default)]
+struct Kept {
+    commits: Vec<Commit>,
+    index: HashMap<(String, &'static str, String), usize>,
+    events: usize,
+}
+
+impl Kept {
+    fn is_empty(&self) -> bool {
+        self.commits.is_empty()
+    }
+
+    /// Adds `c`: a later state of a subject replaces the kept one, its events follow the kept
+    /// ones (a commit without state adds its events only).
+    fn merge(&mut self, c: Commit) {
+        self.events += c.events.len();
+        let key = (c.account.clone(), c.kind, c.id.clone());
+        match self.index.get(&key) {
+            Some(&i) => {
+                let kept = &mut self.commits[i];
+                if c.state.is_some() {
+                    kept.state = c.state;
+                }
+                kept.events.extend(c.events);
+            }
+            None => {
+                self.index.insert(key, self.commits.len());
+                self.commits.push(c);
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<Commit> {
+        self.index.clear();
+        self.events = 0;
+        std::mem::take(&mut self.commits)
+    }
 }
 
 struct Writer {
     store: Store,
     latest: watch::Sender<i64>,
     health: watch::Sender<StoreHealth>,
-    /// Event-only commits that failed, oldest first.
-    kept: VecDeque<Vec<Commit>>,
+    kept: Kept,
     opts: StoreOptions,
     last_checkpoint: Instant,
     /// Something was committed since the last checkpoint.
@@ -223,15 +251,7 @@ impl Writer {
             // Take every commit already waiting so they share one transaction (group commit).
             while let Some(req) = pending.take() {
                 match req {
-                    Request::Apply {
-                        commits,
-                        reply,
-                        keep,
-                    } => group.push(Pending {
-                        commits,
-                        reply: Some(reply),
-                        keep,
-                    }),
+                    Request::Apply { commits, reply } => group.push(Pending { commits, reply }),
                     Request::Run(job) => {
                         self.flush(std::mem::take(&mut group));
                         job(&mut self.store);
@@ -253,94 +273,89 @@ impl Writer {
         self.checkpoint();
     }
 
-    /// Commits `group` after the kept events, in one transaction when possible.
+    /// Commits the kept commits and `group` together, in one transaction when possible.
     fn flush(&mut self, group: Vec<Pending>) {
-        let kept = self.kept.drain(..).map(|commits| Pending {
-            commits,
-            reply: None,
-            keep: true,
-        });
-        let group: Vec<Pending> = kept.chain(group).collect();
-        if group.is_empty() {
+        if group.is_empty() && self.kept.is_empty() {
             return;
         }
-        // Move every waiting commit into one transaction (no copy of the state JSON), remembering
-        // which slice belongs to which caller for the fallback below.
-        let mut all: Vec<Commit> = Vec::with_capacity(group.iter().map(|p| p.commits.len()).sum());
-        let mut parts = Vec::with_capacity(group.len());
+        let retrying = !self.kept.is_empty();
+        let mut refused = Vec::new();
+        let mut accepted = Vec::new();
         for p in group {
-            let start = all.len();
-            all.extend(p.commits);
-            parts.push((start..all.len(), p.reply, p.keep));
-        }
-        let (mut ok, mut failed) = (0, 0);
-        let mut last_error = None;
-        let mut replies: Vec<(Reply, Result<i64, StoreError>)> = Vec::new();
-        match self.store.apply(&all, Utc::now()) {
-            Ok(seq) => {
-                self.published(seq);
-                ok = parts.len();
-                replies.extend(
-                    parts
-                        .into_iter()
-                        .filter_map(|(_, r, _)| Some((r?, Ok(seq)))),
-                );
+            let events: usize = p.commits.iter().map(|c| c.events.len()).sum();
+            if retrying && self.kept.events + events > MAX_KEPT_EVENTS {
+                // Memory stays bounded: this caller keeps its previous state instead.
+                refused.push(p.reply);
+                continue;
             }
-            Err(_) => {
-                // Apply one by one so a single bad commit fails alone, with its own error.
-                for (range, reply, keep) in parts {
-                    let result = self.store.apply(&all[range.clone()], Utc::now());
-                    match &result {
-                        Ok(seq) => {
-                            ok += 1;
-                            self.published(*seq);
-                        }
+            for c in p.commits {
+                self.kept.merge(c);
+            }
+            accepted.push(p.reply);
+        }
+        let all = self.kept.take();
+        let outcome = match self.store.apply(&all, Utc::now()) {
+            Ok(seq) => Ok(seq),
+            Err(e) if retrying || is_disk_trouble(&e) => {
+                for c in all {
+                    self.kept.merge(c);
+                }
+                Err(e)
+            }
+            Err(e) => {
+                // Not the disk: commit subject by subject, so one bad commit fails alone.
+                let mut last = Ok(0);
+                for c in all {
+                    match self.store.apply(std::slice::from_ref(&c), Utc::now()) {
+                        Ok(seq) => last = last.and(Ok(seq)),
                         Err(e) => {
-                            if e.is_corruption() {
-                                self.store.note_corruption();
-                            }
-                            // Retries of kept events are not new failures.
-                            failed += u64::from(reply.is_some());
-                            last_error = Some(e.to_string());
-                            if keep {
-                                self.keep(all[range].to_vec());
-                            }
+                            self.kept.merge(c);
+                            last = Err(e);
                         }
                     }
-                    replies.extend(reply.map(|r| (r, result)));
                 }
+                last.map_err(|_| e).and_then(|_| self.store.max_seq())
             }
-        }
-        self.written |= ok > 0;
-        let kept_events = self.kept.iter().flatten().map(|c| c.events.len()).sum();
-        // The health first: a caller told of its failure finds the store failing already.
+        };
+        let seq = match &outcome {
+            Ok(seq) => {
+                self.published(*seq);
+                self.written = true;
+                *seq
+            }
+            Err(e) => {
+                if e.is_corruption() {
+                    self.store.note_corruption();
+                }
+                *self.latest.borrow()
+            }
+        };
+        let newly_failed = match &outcome {
+            Ok(_) => 0,
+            Err(_) => accepted.len() as u64,
+        } + refused.len() as u64;
+        let kept_events = self.kept.events;
+        let failing = !self.kept.is_empty();
+        // The health first: a caller told of its commit finds the store's state current.
         self.health.send_if_modified(|h| {
             let before = h.clone();
-            h.failed_commits += failed;
+            h.failed_commits += newly_failed;
             h.kept_events = kept_events;
-            if let Some(e) = last_error {
-                h.failing_since.get_or_insert_with(Utc::now);
-                h.last_error = Some(e);
-            } else if ok > 0 {
-                h.failing_since = None;
+            match (&outcome, failing) {
+                (Err(e), _) => {
+                    h.failing_since.get_or_insert_with(Utc::now);
+                    h.last_error = Some(e.to_string());
+                }
+                (Ok(_), false) => h.failing_since = None,
+                (Ok(_), true) => {}
             }
             *h != before
         });
-        for (reply, result) in replies {
-            let _ = reply.send(result);
+        for reply in accepted {
+            let _ = reply.send(Ok(seq));
         }
-    }
-
-    fn keep(&mut self, commits: Vec<Commit>) {
-        self.kept.push_back(commits);
-        let mut events: usize = self.kept.iter().flatten().map(|c| c.events.len()).sum();
-        while events > MAX_KEPT_EVENTS {
-            let Some(dropped) = self.kept.pop_front() else {
-                break;
-            };
-            let n: usize = dropped.iter().map(|c| c.events.len()).sum();
-            events -= n;
-            tracing::error!(events = n, "the state database refuses writes for too long; dropping the oldest events kept in memory");
+        for reply in refused {
+            let _ = reply.send(Err(StoreError::Full(MAX_KEPT_EVENTS)));
         }
     }
 
@@ -384,6 +399,16 @@ impl Writer {
             }
         }
     }
+}
+
+/// Errors every commit would meet until the disk (or the file system) recovers.
+fn is_disk_trouble(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+    matches!(
+        e,
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, DiskFull | SystemIoFailure | ReadOnly | CannotOpen)
+    )
 }
 
 #[cfg(test)]
@@ -449,10 +474,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refused_commits_are_reported_and_kept_events_land_once_writes_work() {
+    async fn refused_commits_are_kept_merged_per_subject_and_land_once_writes_work() {
         let dir = tempfile::tempdir().unwrap();
         let h = StoreHandle::open(&dir.path().join("s.db")).unwrap();
-        h.apply(vec![big_commit("before", Some("{}"))])
+        h.apply(vec![big_commit("before", Some("{\"v\":0}"))])
             .await
             .unwrap();
         h.run(|s| {
@@ -461,15 +486,23 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(h
-            .apply(vec![big_commit("state", Some("{}"))])
+        // Accepted (kept in memory), not refused: the callers go on with their new state.
+        h.apply(vec![big_commit("first", Some("{\"v\":1}"))])
             .await
-            .is_err());
-        assert!(h.queue(vec![big_commit("kept", None)]).await.is_err());
+            .unwrap();
+        h.apply(vec![big_commit("second", Some("{\"v\":2}"))])
+            .await
+            .unwrap();
+        h.apply(vec![big_commit("event-only", None)]).await.unwrap();
         let health = h.health().borrow().clone();
         assert!(health.failing(), "{health:?}");
-        assert_eq!(health.failed_commits, 2);
-        assert_eq!(health.kept_events, 1);
+        assert_eq!(health.failed_commits, 3);
+        assert_eq!(health.kept_events, 3);
+        assert_eq!(
+            h.run(|s| s.max_seq()).await.unwrap(),
+            1,
+            "nothing landed yet"
+        );
         h.run(|s| {
             s.fill_disk(false);
             Ok(())
@@ -479,7 +512,7 @@ mod tests {
         let mut health = h.health();
         tokio::time::timeout(Duration::from_secs(5), health.wait_for(|h| !h.failing()))
             .await
-            .expect("the kept event is retried within seconds")
+            .expect("kept commits are retried within seconds")
             .unwrap();
         let ids: Vec<String> = h
             .run(|s| s.events_after(0, 10))
@@ -488,10 +521,15 @@ mod tests {
             .into_iter()
             .map(|q| q.event.id)
             .collect();
+        assert_eq!(ids, ["before", "first", "second", "event-only"]);
+        let (states, _) = h
+            .run(|s| s.load_states("a", "machine", |j| Ok::<_, String>(j.to_string())))
+            .await
+            .unwrap();
         assert_eq!(
-            ids,
-            ["before", "kept"],
-            "the refused state commit is its caller's to redo"
+            states,
+            [("1".to_string(), "{\"v\":2}".to_string())],
+            "the latest state"
         );
         assert_eq!(h.health().borrow().kept_events, 0);
     }

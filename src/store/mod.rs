@@ -28,6 +28,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("state database writer has stopped")]
     Closed,
+    #[error("state database refuses writes and {0} events already wait in memory")]
+    Full(usize),
     #[error("state database: cannot move a damaged file aside: {0}")]
     Io(#[from] std::io::Error),
 }

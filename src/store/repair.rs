@@ -88,8 +88,17 @@ impl Repair {
                     .filter(|(_, l)| l.lost_any())
                     .map(|(t, l)| match &l.unreadable {
                         None => format!("{t}: unreadable"),
+                        Some(ranges) if ranges.iter().any(|(_, end)| *end == i64::MAX) => {
+                            match l.copied {
+                                0 => format!("{t}: every row"),
+                                n => format!("{t}: the rows after the first {n}"),
+                            }
+                        }
                         Some(ranges) => {
-                            let rows: i64 = ranges.iter().map(|(a, b)| b - a + 1).sum();
+                            let rows: i128 = ranges
+                                .iter()
+                                .map(|(a, b)| i128::from(*b) - i128::from(*a) + 1)
+                                .sum();
                             format!("{t}: {rows} rows")
                         }
                     })

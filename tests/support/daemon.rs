@@ -87,7 +87,18 @@ impl Daemon {
         assert!(status.success(), "kill -{name}");
     }
 
-    fn wait_ready(&self) {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon runs").id()
+    }
+
+    /// Limits the size of the files the daemon writes (RLIMIT_FSIZE, set from outside with
+    /// prlimit): with `Some(0)` every write to a file fails with EFBIG, as on a full disk (the
+    /// daemon ignores SIGXFSZ). `None` lifts the limit. Works without privileges and as root.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        limit_file_size(self.pid(), bytes);
+    }
+
+    pub fn wait_ready(&self) {
         let socket = self.config.parent().unwrap().join("control.sock");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
@@ -116,6 +127,24 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// See [`Daemon::limit_file_size`].
+pub fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain values in, no old limit read back.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
 impl Drop for Daemon {
