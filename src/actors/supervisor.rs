@@ -581,6 +581,11 @@ impl Handler<Reload> for Supervisor {
     type Result = ResponseActFuture<Self, Result<ReloadReport, String>>;
 
     fn handle(&mut self, _msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(faults) = &self.opts.fault_injection {
+            if faults.take_reload_panic() {
+                panic!("injected fault: the supervisor panicked in a reload");
+            }
+        }
         let Some(dir) = self.config_dir.clone() else {
             return Box::pin(actix::fut::ready(Err(
                 "this supervisor was not started from configuration files".to_string(),
@@ -590,11 +595,6 @@ impl Handler<Reload> for Supervisor {
             return Box::pin(actix::fut::ready(Err(
                 "a reload is already running".to_string()
             )));
-        }
-        if let Some(faults) = &self.opts.fault_injection {
-            if faults.take_reload_panic() {
-                panic!("injected fault: the supervisor panicked in a reload");
-            }
         }
         self.reloading = true;
         crate::systemd::notify_reloading();
