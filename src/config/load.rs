@@ -5,6 +5,7 @@
 //! the bad one.
 
 use super::diagnostic::{Diagnostic, LineIndex};
+use super::files::{read_bounded, MAX_CONFIG_FILE};
 use super::model::{AccountConfig, Globals, TargetConfig, MAIN_FILE_NAME};
 use super::parse::{analyse_file, content_hash, Declared, FileAnalysis};
 use crate::util::did_you_mean;
@@ -215,6 +216,13 @@ fn config_files(dir: &Path) -> Result<Vec<Listed>, Diagnostic> {
     names.sort();
     for name in names {
         let Some(name_str) = name.to_str() else {
+            // Not skipped silently: a file meant as configuration would be missing unnoticed.
+            if is_config_file_name(&name.to_string_lossy()) {
+                files.push(Listed::Unreadable(Diagnostic::whole_file(
+                    conf_d.join(&name),
+                    "the file name is not valid UTF-8: rename it, it is not read",
+                )));
+            }
             continue;
         };
         if !is_config_file_name(name_str) {
@@ -233,7 +241,7 @@ fn config_files(dir: &Path) -> Result<Vec<Listed>, Diagnostic> {
 }
 
 fn analyse_path(path: &Path, is_main: bool, env: &dyn Fn(&str) -> Option<String>) -> FileAnalysis {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_bounded(path, MAX_CONFIG_FILE) {
         Ok(bytes) => bytes,
         Err(e) => {
             let diagnostic = Diagnostic::whole_file(path, format!("cannot read file: {e}"));
