@@ -151,15 +151,26 @@ fn an_unusable_main_file_stops_run_and_check() {
         ("garbage", "\u{1}\u{2}[[[ not toml".into()),
         (
             "state_dir is a file",
-            format!("state_dir = \"{}\"\ncontrol_socket = \"{}\"\n", a_file.display(), socket.display()),
+            format!(
+                "state_dir = \"{}\"\ncontrol_socket = \"{}\"\n",
+                a_file.display(),
+                socket.display()
+            ),
         ),
         (
             "socket parent is a file",
-            format!("state_dir = \"{}\"\ncontrol_socket = \"{}/c.sock\"\n", state.display(), a_file.display()),
+            format!(
+                "state_dir = \"{}\"\ncontrol_socket = \"{}/c.sock\"\n",
+                state.display(),
+                a_file.display()
+            ),
         ),
         (
             "socket path too long",
-            format!("state_dir = \"{}\"\ncontrol_socket = \"{long_socket}\"\n", state.display()),
+            format!(
+                "state_dir = \"{}\"\ncontrol_socket = \"{long_socket}\"\n",
+                state.display()
+            ),
         ),
         ("symlink loop", String::new()),
     ];
@@ -175,7 +186,10 @@ fn an_unusable_main_file_stops_run_and_check() {
         let run = run_bounded(&["run"], &config);
         let err = String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.code(), Some(2), "{what}: run {err}");
-        assert!(err.contains("vast-supervisor.toml"), "{what}: names the file: {err}");
+        assert!(
+            err.contains("vast-supervisor.toml"),
+            "{what}: names the file: {err}"
+        );
         assert!(!err.contains("panicked"), "{what}: {err}");
     }
     assert!(!state.exists(), "nothing was started");

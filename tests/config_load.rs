@@ -969,7 +969,9 @@ fn header_injection_and_unreadable_names_are_errors() {
         "conf.d/10-hook.toml",
         "[[target]]\nname = \"hook\"\nurl = \"json://hooks.example.org/x\"\nbearer_token = \"tok\\r\\nX-Evil: 1\"\nheaders = { \"Content-Length\" = \"5\", \"X-Ok\" = \"fine\", \"transfer-encoding\" = \"chunked\" }\n",
     );
-    let odd = c.path().join(std::ffi::OsStr::from_bytes(b"conf.d/30-caf\xe9.toml"));
+    let odd = c
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"conf.d/30-caf\xe9.toml"));
     std::fs::write(&odd, ALICE).unwrap();
     let p = p.display();
     let m = messages(&c.load());

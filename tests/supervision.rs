@@ -528,10 +528,7 @@ fn a_panicking_account_actor_is_restarted_and_a_dead_supervisor_is_seen() {
                 .unwrap();
             let faults = FaultInjection::default();
             let store = StoreHandle::open(&dir.path().join("state.db")).unwrap();
-            let target = TargetConfig::with_defaults(
-                "file",
-                TargetUrl::File { path: out.clone() },
-            );
+            let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
             let sup = Supervisor::new(
                 vec![
                     account("acme", "KEY-ACME-123", &sim),
@@ -544,13 +541,19 @@ fn a_panicking_account_actor_is_restarted_and_a_dead_supervisor_is_seen() {
             let metrics = sup.metrics();
             let mut lifeline = sup.lifeline();
             let sup = sup.start();
-            wait_for(&out, "startup_summary", |e| e.kind.as_str() == "startup_summary").await;
+            wait_for(&out, "startup_summary", |e| {
+                e.kind.as_str() == "startup_summary"
+            })
+            .await;
 
             let polls = || metric(&metrics, "vast_supervisor_polls_total{account=\"acme\"}");
             faults.panic_account("acme", 1);
             let before = polls();
             // The next poll panics; the restarted actor polls again from its stored state.
-            wait_until("acme polls again after its actor died", || polls() > before + 3.0).await;
+            wait_until("acme polls again after its actor died", || {
+                polls() > before + 3.0
+            })
+            .await;
             sim.start_rental("acme", 101, "r1", vec![0u32], RentalKind::OnDemand, 10.0)
                 .unwrap();
             sim.start_rental("beta", 201, "b1", vec![0u32], RentalKind::OnDemand, 10.0)

@@ -703,9 +703,17 @@ async fn bodies_past_the_cap_are_refused() {
             ..fast_options()
         },
     );
-    sim.inject_fault(KEY, Fault::Oversized(2 * 1024 * 1024), FaultDuration::Requests(1))
-        .unwrap();
-    assert_eq!(bounded(c.machines()).await.unwrap().len(), 2, "2 MiB is fine");
+    sim.inject_fault(
+        KEY,
+        Fault::Oversized(2 * 1024 * 1024),
+        FaultDuration::Requests(1),
+    )
+    .unwrap();
+    assert_eq!(
+        bounded(c.machines()).await.unwrap().len(),
+        2,
+        "2 MiB is fine"
+    );
     let cap = vast_supervisor::vast::MAX_BODY_BYTES as u64;
     sim.inject_fault(KEY, Fault::Oversized(cap + 1), FaultDuration::UntilCleared)
         .unwrap();
@@ -726,12 +734,17 @@ async fn lookups_must_carry_the_id_asked_for_and_huge_ids_stay_distinct() {
         .unwrap();
     match bounded(c.machine(1001)).await {
         Err(VastError::Decode { detail }) => {
-            assert!(detail.contains("the lookup of machine 1001 answered machine 1002"), "{detail}")
+            assert!(
+                detail.contains("the lookup of machine 1001 answered machine 1002"),
+                "{detail}"
+            )
         }
         other => panic!("a foreign row is an error, got {other:?}"),
     }
     let renter = client(&sim, RENTER_KEY);
-    let id = sim.add_instance(RENTER_KEY, InstanceSpec::default()).unwrap();
+    let id = sim
+        .add_instance(RENTER_KEY, InstanceSpec::default())
+        .unwrap();
     sim.inject_fault(RENTER_KEY, Fault::ForeignRow, FaultDuration::Requests(4))
         .unwrap();
     assert!(matches!(
@@ -753,5 +766,8 @@ async fn lookups_must_carry_the_id_asked_for_and_huge_ids_stay_distinct() {
     keys.sort();
     assert_eq!(keys, [1001, 1002, a, b]);
     let row = bounded(c.machine(b)).await.unwrap().unwrap();
-    assert_eq!((row.key(), row.hostname.as_deref()), (Some(b), Some("huge-b")));
+    assert_eq!(
+        (row.key(), row.hostname.as_deref()),
+        (Some(b), Some("huge-b"))
+    );
 }

@@ -17,7 +17,7 @@ use super::{queue_events, supervisor_event};
 use crate::config::TargetConfig;
 use crate::event::{Event, EventKind};
 use crate::metrics::TargetMetrics;
-use crate::notify::{default_bucket, Notifier, SendError, TokenBucket};
+use crate::notify::{default_bucket, Notifier, SendError, TokenBucket, MAX_RETRY_AFTER};
 use crate::store::{QueuedEvent, StoreError, StoreHandle};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -500,10 +500,11 @@ impl Delivery {
                 }
                 Err(SendError::RateLimited { retry_after }) => {
                     self.metrics.record_failure("rate_limited");
-                    tracing::info!(target = %name, retry_after_ms = retry_after.as_millis() as u64, "rate limited; waiting as told");
+                    let wait = retry_after.min(MAX_RETRY_AFTER);
+                    tracing::info!(target = %name, retry_after_ms = wait.as_millis() as u64, "rate limited; waiting as told");
                     lock(&self.status).last_error =
-                        Some(format!("rate limited, retry after {retry_after:?}"));
-                    tokio::time::sleep(retry_after).await;
+                        Some(format!("rate limited, retry after {wait:?}"));
+                    self.wait_rate_limited(wait, &events).await;
                 }
                 Err(SendError::Transient { reason, detail }) => {
                     self.metrics.record_failure(reason);
@@ -549,6 +550,38 @@ impl Delivery {
                     return Outcome::Disabled;
                 }
             }
+        }
+    }
+
+    /// Waits out a rate limit. The wait counts as failing time (`target_failing` once it reaches
+    /// `failing_after`, when that comes), and ends early when the oldest event would pass
+    /// `max_age`, so the caller drops it as it would after any failure.
+    async fn wait_rate_limited(&mut self, wait: Duration, events: &[Event]) {
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        let mut until = Instant::now() + wait;
+        if let Some(oldest) = events.iter().map(|e| e.time).min() {
+            let age = (Utc::now() - oldest).to_std().unwrap_or_default();
+            until = until.min(Instant::now() + self.target.max_age.saturating_sub(age));
+        }
+        loop {
+            let failing_at = since + self.tuning.failing_after;
+            if !self.failing_reported && Instant::now() >= failing_at {
+                self.failing_reported = true;
+                let why = format!(
+                    "rate limited for {}s (the service asks to wait {}s)",
+                    since.elapsed().as_secs(),
+                    wait.as_secs()
+                );
+                raise_failing(&self.target, &self.store, &why, false).await;
+            }
+            if Instant::now() >= until {
+                return;
+            }
+            let next = match self.failing_reported {
+                true => until,
+                false => until.min(failing_at),
+            };
+            tokio::time::sleep_until(next).await;
         }
     }
 

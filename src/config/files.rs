@@ -107,13 +107,21 @@ mod tests {
         let file = dir.path().join("key");
         std::fs::write(&file, "secret\n").unwrap();
         assert_eq!(read_bounded(&file, 100).unwrap(), b"secret\n");
-        assert_eq!(read_bounded(&file, 3).unwrap_err(), "it is larger than 0 KiB");
-        assert!(read_bounded(dir.path(), 100).unwrap_err().contains("a directory"));
+        assert_eq!(
+            read_bounded(&file, 3).unwrap_err(),
+            "it is larger than 0 KiB"
+        );
+        assert!(read_bounded(dir.path(), 100)
+            .unwrap_err()
+            .contains("a directory"));
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert!(read_bounded(&fifo, 100).unwrap_err().contains("FIFO"), "no hang");
+        assert!(
+            read_bounded(&fifo, 100).unwrap_err().contains("FIFO"),
+            "no hang"
+        );
         assert!(read_bounded(Path::new("/dev/zero"), 100)
             .unwrap_err()
             .contains("a device"));
@@ -128,13 +136,17 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, "").unwrap();
         assert_eq!(blocked_directory(&dir.path().join("new/sub")), None);
-        assert!(blocked_directory(&file).unwrap().contains("is not a directory"));
+        assert!(blocked_directory(&file)
+            .unwrap()
+            .contains("is not a directory"));
         assert!(blocked_directory(&file.join("sub"))
             .unwrap()
             .contains("cannot be created"));
         assert_eq!(socket_path_problem(&dir.path().join("control.sock")), None);
         assert!(socket_path_problem(&file.join("c.sock")).is_some());
-        assert!(socket_path_problem(dir.path()).unwrap().contains("is a directory"));
+        assert!(socket_path_problem(dir.path())
+            .unwrap()
+            .contains("is a directory"));
         let long = dir.path().join("x".repeat(120));
         assert!(socket_path_problem(&long).unwrap().contains("too long"));
     }

@@ -420,7 +420,11 @@ mod tests {
             r#"{"id": -3}"#,
             r#"{"id": "18446744073709551616"}"#,
         ] {
-            assert_eq!(serde_json::from_str::<Machine>(bad).unwrap().key(), None, "{bad}");
+            assert_eq!(
+                serde_json::from_str::<Machine>(bad).unwrap().key(),
+                None,
+                "{bad}"
+            );
         }
         let m: Machine = serde_json::from_str(r#"{"id": 12345.0}"#).unwrap();
         assert_eq!(m.key(), Some(12345));
