@@ -160,6 +160,16 @@ pub fn endpoint_base(endpoint: Option<&Url>) -> Option<String> {
     })
 }
 
+/// How the `?endpoint=` override appears in logs and `notify-test` answers: its origin only,
+/// with `/***` for a path (a relay's path may hold a token). Without an override, `default`.
+pub fn shown_base(endpoint: Option<&Url>, default: String) -> String {
+    match endpoint {
+        Some(u) if u.path().trim_matches('/').is_empty() => u.origin().ascii_serialization(),
+        Some(u) => format!("{}/***", u.origin().ascii_serialization()),
+        None => default,
+    }
+}
+
 /// A POST of `rendered` to `url`, with the body, content type and per-message headers set.
 pub fn post(http: &reqwest::Client, url: &Url, rendered: &Rendered) -> reqwest::RequestBuilder {
     let mut request = http
