@@ -416,3 +416,89 @@ async fn a_reload_with_out_of_range_durations_is_rejected_and_polling_goes_on() 
     daemon.terminate();
     sim.shutdown();
 }
+
+/// Issue 11 item 7: a SIGHUP that arrives while the daemon starts is not fatal: it waits until
+/// the handler is in place and becomes a reload. (The signal is raised, blocked, before the
+/// binary even starts, so it is pending at its first instruction.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_during_start_up_becomes_a_reload() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let config = daemon::write_main_config(dir.path(), "");
+    std::fs::write(
+        config.join("conf.d/90-targets.toml"),
+        format!("[[target]]\nname = \"log\"\nurl = \"file://{}\"\n", out.display()),
+    )
+    .unwrap();
+    let mut command = Command::new(bin());
+    command
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGHUP);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::raise(libc::SIGHUP);
+            Ok(())
+        });
+    }
+    let mut daemon = Daemon(command.spawn().unwrap());
+    wait_for(&out, "config_reloaded from the early SIGHUP", |e| {
+        e.kind.as_str() == "config_reloaded"
+    })
+    .await;
+    assert!(daemon.0.try_wait().unwrap().is_none(), "still running");
+    assert!(Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(daemon.0.wait().unwrap().success());
+}
+
+/// Issue 11 item 7: SIGTERM ends the daemon within the shutdown grace also while a reload waits
+/// (here for an account whose API hangs, so its poll, and the reload stopping it, take long).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_slow_reload_ends_the_daemon_at_once() {
+    use vast_supervisor::sim::{Fault, FaultDuration};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sim.add_account("KEY-slow", "slow");
+    sim.add_machine("slow", MachineSpec::new(900, "slow-rig", 2, "RTX 4090"))
+        .unwrap();
+    let config = daemon::write_main_config(dir.path(), "");
+    let account = config.join("conf.d/10-slow.toml");
+    std::fs::write(&account, account_file("slow", &sim, "")).unwrap();
+    std::fs::write(
+        config.join("conf.d/90-targets.toml"),
+        format!("[[target]]\nname = \"log\"\nurl = \"file://{}\"\n", out.display()),
+    )
+    .unwrap();
+    let mut d = daemon::Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
+    d.start();
+    wait_for(&out, "startup_summary", |e| e.kind.as_str() == "startup_summary").await;
+    sim.inject_fault("slow", Fault::Hang(Duration::from_secs(60)), FaultDuration::UntilCleared)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(&account, account_file("slow", &sim, "offline_grace = \"30s\"\n")).unwrap();
+    d.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    d.terminate();
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "SIGTERM during the reload took {took:?}"
+    );
+    sim.shutdown();
+}
