@@ -428,7 +428,10 @@ async fn a_sighup_during_start_up_becomes_a_reload() {
     let config = daemon::write_main_config(dir.path(), "");
     std::fs::write(
         config.join("conf.d/90-targets.toml"),
-        format!("[[target]]\nname = \"log\"\nurl = \"file://{}\"\n", out.display()),
+        format!(
+            "[[target]]\nname = \"log\"\nurl = \"file://{}\"\n",
+            out.display()
+        ),
     )
     .unwrap();
     let mut command = Command::new(bin());
@@ -481,16 +484,30 @@ async fn sigterm_during_a_slow_reload_ends_the_daemon_at_once() {
     std::fs::write(&account, account_file("slow", &sim, "")).unwrap();
     std::fs::write(
         config.join("conf.d/90-targets.toml"),
-        format!("[[target]]\nname = \"log\"\nurl = \"file://{}\"\n", out.display()),
+        format!(
+            "[[target]]\nname = \"log\"\nurl = \"file://{}\"\n",
+            out.display()
+        ),
     )
     .unwrap();
     let mut d = daemon::Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
     d.start();
-    wait_for(&out, "startup_summary", |e| e.kind.as_str() == "startup_summary").await;
-    sim.inject_fault("slow", Fault::Hang(Duration::from_secs(60)), FaultDuration::UntilCleared)
-        .unwrap();
+    wait_for(&out, "startup_summary", |e| {
+        e.kind.as_str() == "startup_summary"
+    })
+    .await;
+    sim.inject_fault(
+        "slow",
+        Fault::Hang(Duration::from_secs(60)),
+        FaultDuration::UntilCleared,
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    std::fs::write(&account, account_file("slow", &sim, "offline_grace = \"30s\"\n")).unwrap();
+    std::fs::write(
+        &account,
+        account_file("slow", &sim, "offline_grace = \"30s\"\n"),
+    )
+    .unwrap();
     d.signal("HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let asked = Instant::now();

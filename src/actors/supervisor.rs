@@ -5,6 +5,9 @@
 //! its counters.
 
 mod accounts;
+mod status;
+
+pub use status::{RefreshStatus, StatusDemand};
 
 use super::account::{
     forget_removed_accounts, AccountActor, AccountStatusFeed, FirstPollDone, StopAccount,
@@ -17,14 +20,13 @@ use super::state_watch::watch_state;
 use super::supervision::{FaultInjection, RestartLog, RestartPolicy};
 use super::{queue_events, supervisor_event};
 use crate::config::{self, AccountConfig, FileConfig, LoadedConfig, TargetConfig};
-use crate::control::{PublishedStatus, StatusCounts, StatusSnapshot};
+use crate::control::PublishedStatus;
 use crate::event::EventKind;
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::store::StoreHandle;
 use crate::vast::ClientOptions;
 use actix::prelude::*;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,103 +215,6 @@ impl Supervisor {
     /// The handle the control socket uses to say that status is being asked for.
     pub fn status_demand(&self) -> StatusDemand {
         self.status_demand.clone()
-    }
-
-    /// Builds a status snapshot from what the actors last published and publishes it; resolves
-    /// once it is published. Nothing here waits for an actor, so a busy account never delays
-    /// `status`.
-    fn publish_status(&mut self) -> Option<impl ActorFuture<Self, Output = ()>> {
-        if !self.status_ready {
-            return None;
-        }
-        let tx = self.status_tx.clone()?;
-        let demand = self.status_demand.clone();
-        let account_status: Vec<_> = self
-            .accounts
-            .values()
-            .filter_map(|(_, feed)| feed.borrow().clone())
-            .collect();
-        let targets: Vec<SharedTargetStatus> =
-            self.notifiers.values().map(|(_, s)| s.clone()).collect();
-        let max_seq = *self.store.subscribe().borrow();
-        let started_at = self.started_at;
-        let config_files = self.config_files.clone();
-        let state_store = state_store_status(&self.store.health().borrow());
-        Some(
-            async move {
-                let target_json: Vec<serde_json::Value> = targets
-                    .iter()
-                    .map(|t| {
-                        let t = t.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                        let mut v = serde_json::to_value(&t).unwrap_or_default();
-                        v["queue_depth"] = json!((max_seq - t.cursor).max(0));
-                        v
-                    })
-                    .collect();
-                let not_ok = |state: Option<&str>| state.is_some_and(|s| s != "ok");
-                let counts = StatusCounts {
-                    accounts: account_status.len(),
-                    accounts_not_ok: account_status
-                        .iter()
-                        .filter(|a| not_ok(Some(a.state)))
-                        .count(),
-                    machines: account_status.iter().map(|a| a.machines.len()).sum(),
-                    instances: account_status.iter().map(|a| a.instances.len()).sum(),
-                    targets_failing: target_json
-                        .iter()
-                        .filter(|t| not_ok(t.get("state").and_then(|s| s.as_str())))
-                        .count(),
-                };
-                let now = Utc::now();
-                let snapshot = StatusSnapshot {
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    started_at: started_at.to_rfc3339(),
-                    uptime_seconds: (now - started_at).num_seconds().max(0) as u64,
-                    config_files,
-                    accounts: account_status,
-                    targets: target_json,
-                    outbox: json!({ "max_seq": max_seq }),
-                    state_store,
-                };
-                // Serialized once here (off the actor thread: it is megabytes at the density
-                // target) into one buffer of about the last snapshot's size, not a chain of
-                // doubling ones; every `status` request then writes these bytes.
-                let capacity = tx.borrow().json.len() * 9 / 8;
-                let json = tokio::task::spawn_blocking(move || {
-                    let mut buf = Vec::with_capacity(capacity);
-                    serde_json::to_writer(&mut buf, &snapshot).map(|_| Bytes::from(buf))
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
-                match json {
-                    Ok(json) => {
-                        tx.send_replace(PublishedStatus { json, counts });
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot serialize the status snapshot"),
-                }
-                demand.published();
-            }
-            .into_actor(self),
-        )
-    }
-
-    /// Snapshots cost a walk over every machine, so they are rebuilt every second only while
-    /// someone asks for status, and every [`STATUS_IDLE_EVERY`] otherwise (for systemd's STATUS).
-    fn status_tick(&mut self, ctx: &mut Context<Self>) {
-        let asked_recently = self
-            .status_demand
-            .last_request()
-            .is_some_and(|t| t.elapsed() < STATUS_DEMAND_WINDOW);
-        let due = self
-            .status_demand
-            .last_publish()
-            .is_none_or(|t| t.elapsed() >= STATUS_IDLE_EVERY);
-        if asked_recently || due {
-            if let Some(fut) = self.publish_status() {
-                ctx.spawn(fut);
-            }
-        }
     }
 
     fn start_target(&mut self, cfg: TargetConfig) {
@@ -542,18 +447,6 @@ impl Handler<Shutdown> for Supervisor {
     }
 }
 
-/// The state database in status.
-fn state_store_status(health: &crate::store::StoreHealth) -> serde_json::Value {
-    json!({
-        "state": if health.failing() { "failing" } else { "ok" },
-        "failed_commits": health.failed_commits,
-        "failing_since": health.failing_since,
-        "last_error": health.last_error,
-        "kept_events": health.kept_events,
-        "repairs": health.repairs.len(),
-    })
-}
-
 /// One entry per configuration file for status: `{"path", "ok", "error"}`.
 pub fn config_files_status(loaded: &LoadedConfig) -> Vec<serde_json::Value> {
     loaded
@@ -598,8 +491,32 @@ impl Handler<Reload> for Supervisor {
         }
         self.reloading = true;
         crate::systemd::notify_reloading();
+        // Read on a blocking thread: a slow file system must not hold the actor's thread (it
+        // also serves signals and status). A panic while reading rejects the reload only.
+        let read = tokio::task::spawn_blocking(move || config::load_dir(&dir));
+        Box::pin(read.into_actor(self).then(|loaded, act, _ctx| {
+            match loaded {
+                Ok(loaded) => act.apply_reload(loaded),
+                Err(e) => {
+                    act.reloading = false;
+                    crate::systemd::notify_ready();
+                    tracing::error!(error = %e, "reading the configuration failed; nothing changed");
+                    Box::pin(actix::fut::ready(Err(format!(
+                        "reading the configuration failed: {e}"
+                    ))))
+                }
+            }
+        }))
+    }
+}
+
+impl Supervisor {
+    /// Applies a freshly read configuration: plans, stops, starts, reports.
+    fn apply_reload(
+        &mut self,
+        loaded: LoadedConfig,
+    ) -> ResponseActFuture<Self, Result<ReloadReport, String>> {
         // Validate everything first; nothing is touched until the plan is complete.
-        let loaded = config::load_dir(&dir);
         let disabled: Vec<String> = self
             .notifiers
             .iter()
@@ -717,55 +634,5 @@ impl Handler<NotifyTest> for Supervisor {
                 Err(e) => Err(format!("{} ({}): {}", cfg.name, notifier.destination(), e)),
             }
         })
-    }
-}
-
-/// Shared note of when `status` was last asked for and when a snapshot was last published, so
-/// snapshots are rebuilt every second only while someone is looking.
-#[derive(Clone, Default)]
-pub struct StatusDemand(Arc<std::sync::Mutex<DemandTimes>>);
-
-#[derive(Clone, Copy, Default)]
-struct DemandTimes {
-    requested: Option<tokio::time::Instant>,
-    published: Option<tokio::time::Instant>,
-}
-
-impl StatusDemand {
-    fn times(&self) -> std::sync::MutexGuard<'_, DemandTimes> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn asked(&self) {
-        self.times().requested = Some(tokio::time::Instant::now());
-    }
-
-    pub fn last_request(&self) -> Option<tokio::time::Instant> {
-        self.times().requested
-    }
-
-    fn published(&self) {
-        self.times().published = Some(tokio::time::Instant::now());
-    }
-
-    /// When the snapshot now served was built.
-    pub fn last_publish(&self) -> Option<tokio::time::Instant> {
-        self.times().published
-    }
-}
-
-/// Rebuilds and publishes the status snapshot now; answers once it is published.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RefreshStatus;
-
-impl Handler<RefreshStatus> for Supervisor {
-    type Result = ResponseActFuture<Self, ()>;
-
-    fn handle(&mut self, _msg: RefreshStatus, _ctx: &mut Context<Self>) -> Self::Result {
-        match self.publish_status() {
-            Some(fut) => Box::pin(fut),
-            None => Box::pin(actix::fut::ready(())),
-        }
     }
 }
