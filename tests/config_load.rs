@@ -858,8 +858,11 @@ fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| panic!("{what} hangs"))
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{what} hangs"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
 }
 
 /// Issue 11 item 4: secret, URL and CA files that are FIFOs, devices or directories, or huge,
@@ -988,4 +991,46 @@ fn header_injection_and_unreadable_names_are_errors() {
         m.iter().all(|l| !l.contains("X-Evil")),
         "the token is not echoed"
     );
+}
+
+#[path = "support/bad_config.rs"]
+mod bad_config;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Issue 11: `check` over generated bad configurations never panics and never hangs (each
+    /// case bounded), and every problem it prints is `path:line:col: message` for a file of the
+    /// directory.
+    #[test]
+    fn check_survives_generated_bad_configurations(config in bad_config::bad_config()) {
+        let c = ConfigDir::new();
+        bad_config::write(c.path(), &config);
+        let dir = c.path().to_path_buf();
+        let (code, out, err) = bounded("check", move || {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = check_command(&dir, &mut out, &mut err);
+            (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+        });
+        proptest::prop_assert!(code == 0 || code == 2, "exit {}", code);
+        if code == 0 {
+            proptest::prop_assert!(out.starts_with("configuration OK"));
+        }
+        let root = c.path().display().to_string();
+        for line in err.lines() {
+            let rest = line.strip_prefix(root.as_str());
+            proptest::prop_assert!(rest.is_some(), "{}", line);
+            let mut parts = rest.unwrap_or_default().splitn(4, ':');
+            let (_file, l, col) = (parts.next(), parts.next(), parts.next());
+            proptest::prop_assert!(
+                l.is_some_and(|l| l.parse::<usize>().is_ok())
+                    && col.is_some_and(|c| c.parse::<usize>().is_ok()),
+                "path:line:col: {}", line
+            );
+        }
+    }
 }

@@ -519,3 +519,110 @@ async fn sigterm_during_a_slow_reload_ends_the_daemon_at_once() {
     );
     sim.shutdown();
 }
+
+#[path = "support/bad_config.rs"]
+mod bad_config;
+
+/// Issue 11: reloads of generated bad configurations (with FIFOs, directories and devices as
+/// secret files) never kill, hang or wedge the daemon: every reload answers (exit 0, or 2 when
+/// a file is rejected) within its bound, and afterwards a good configuration applies and its
+/// account is watched. Requests to anything but 127.0.0.1 go to a refusing proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_survives_generated_bad_configurations() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sim.add_account("KEY-fz", "fz");
+    sim.add_machine("fz", MachineSpec::new(800, "fz-rig", 2, "RTX 4090"))
+        .unwrap();
+    let config = daemon::write_main_config(dir.path(), "");
+    let globals = std::fs::read_to_string(config.join("vast-supervisor.toml")).unwrap();
+    let proxy = std::ffi::OsStr::new("http://127.0.0.1:1");
+    let mut d = daemon::Daemon::new(config.clone(), &["--test-poll-interval", "100ms"])
+        .with_env("HTTP_PROXY", Some(proxy))
+        .with_env("HTTPS_PROXY", Some(proxy))
+        .with_env(
+            "NO_PROXY",
+            Some(std::ffi::OsStr::new("127.0.0.1,localhost")),
+        );
+    d.start();
+    d.wait_ready();
+    // The fuzzed main file may be rejected: the client is told where the socket is.
+    let socket = dir.path().join("control.sock");
+    let reload_cmd = move || {
+        Command::new(bin())
+            .arg("--socket")
+            .arg(&socket)
+            .arg("reload")
+            .output()
+            .unwrap()
+    };
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = bad_config::bad_config();
+    for case in 0..30 {
+        let bad = strategy.new_tree(&mut runner).unwrap().current();
+        bad_config::write_after(&config, &bad, &globals);
+        let kept = config.with_extension(format!("case-{case}"));
+        let reload = tokio::task::spawn_blocking(reload_cmd.clone());
+        let reload = tokio::time::timeout(Duration::from_secs(20), reload)
+            .await
+            .unwrap_or_else(|_| panic!("case {case}: reload hangs"))
+            .unwrap();
+        let fine = matches!(reload.status.code(), Some(0 | 2)) && d.running();
+        if !fine {
+            // Keep the case for a look before failing.
+            let _ = std::process::Command::new("cp")
+                .arg("-r")
+                .arg(&config)
+                .arg(&kept)
+                .status();
+        }
+        assert!(
+            fine,
+            "case {case} (kept in {}): {:?} {}",
+            kept.display(),
+            reload.status,
+            String::from_utf8_lossy(&reload.stderr)
+        );
+    }
+    bad_config::write_after(
+        &config,
+        &bad_config::BadConfig {
+            main: None,
+            conf_d: Vec::new(),
+        },
+        &globals,
+    );
+    std::fs::write(
+        config.join("conf.d/10-fz.toml"),
+        account_file("fz", &sim, ""),
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("conf.d/90-targets.toml"),
+        format!(
+            "[[target]]\nname = \"log\"\nurl = \"file://{}\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let good = reload_cmd();
+    assert_eq!(good.status.code(), Some(0), "{good:?}");
+    // The account's first polls adopt what they find; the change comes after them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while polls_of(&sim, "fz") < 3 {
+        assert!(Instant::now() < deadline, "fz polls after the good reload");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sim.start_rental("fz", 800, "r", vec![0u32], RentalKind::OnDemand, 10.0)
+        .unwrap();
+    wait_for(&out, "a change after the fuzzed reloads", |e| {
+        e.kind.as_str() == "rental_start"
+    })
+    .await;
+    d.terminate();
+    sim.shutdown();
+}

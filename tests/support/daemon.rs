@@ -87,6 +87,13 @@ impl Daemon {
         assert!(status.success(), "kill -{name}");
     }
 
+    /// Whether the daemon still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("the daemon runs").id()
     }
