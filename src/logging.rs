@@ -37,9 +37,12 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8, quiet_by_default: bool) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let journal = stderr_is_journal();
+    // A line that cannot be written (stderr on a full disk) is lost quietly: reporting it would
+    // print to that same stderr, and the failed print would panic.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let result = match (format, journal) {
         (LogFormat::Json, _) => builder.json().try_init(),
         (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
