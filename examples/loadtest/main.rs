@@ -61,6 +61,10 @@ struct LoadArgs {
     /// Skip the reload measurement
     #[arg(long, global = true)]
     no_reload: bool,
+    /// Keep IDLE idle connections and FOLLOW `events --follow` clients on the control socket
+    /// during the window, e.g. `200,8` (status is then measured among them)
+    #[arg(long, global = true, value_name = "IDLE,FOLLOW", value_parser = crowd)]
+    control_crowd: Option<(usize, usize)>,
     #[arg(long, global = true, default_value_t = 0x10ad)]
     seed: u64,
 }
@@ -78,6 +82,7 @@ impl LoadArgs {
             status_every: (!self.status_every.is_zero()).then_some(self.status_every),
             reload: !self.no_reload,
             seed: self.seed,
+            crowd: self.control_crowd,
         }
     }
 }
@@ -102,6 +107,14 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+}
+
+fn crowd(s: &str) -> Result<(usize, usize), String> {
+    let (idle, follow) = s.split_once(',').ok_or("expected IDLE,FOLLOW such as 200,8")?;
+    Ok((
+        idle.trim().parse().map_err(|e| format!("{e}"))?,
+        follow.trim().parse().map_err(|e| format!("{e}"))?,
+    ))
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -334,6 +347,7 @@ fn run_all(
         status_every: Duration::ZERO,
         no_reload: true,
         seed: 0x7407,
+        control_crowd: None,
     };
     let polls = [
         Duration::from_secs(1),
