@@ -318,14 +318,7 @@ async fn the_socket_appears_with_its_final_mode_under_umask_000() {
             .spawn()
             .unwrap(),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while UnixStream::connect(&socket).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "socket never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    daemon::wait_for_socket(&socket);
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
     let how: Vec<u32> = watch
@@ -396,14 +389,7 @@ async fn the_path_inside_endpoint_is_redacted() {
             .spawn()
             .unwrap(),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while UnixStream::connect(&socket).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "socket never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    daemon::wait_for_socket(&socket);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let test = cli(&config, &["notify-test", "chat"]);
     let answer = format!(

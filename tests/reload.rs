@@ -320,19 +320,53 @@ async fn reload_applies_per_file_without_gaps_or_duplicates() {
     sim.shutdown();
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn health(port: u16) -> (u16, serde_json::Value) {
     let resp = reqwest::get(format!("http://127.0.0.1:{port}/health"))
         .await
         .expect("/health answers");
     (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// A configuration in `dir`: one account `name` (added to `sim` with machine `machine`), a file
+/// target writing `dir/events.jsonl`, `main_extra` in the main file. Returns the configuration
+/// directory and the account's file.
+fn one_account(
+    dir: &Path,
+    sim: &SimHandle,
+    name: &str,
+    machine: u64,
+    main_extra: &str,
+) -> (PathBuf, PathBuf) {
+    sim.add_account(&format!("KEY-{name}"), name);
+    sim.add_machine(
+        name,
+        MachineSpec::new(machine, &format!("{name}-rig"), 2, "RTX 4090"),
+    )
+    .unwrap();
+    let config = daemon::write_main_config(dir, main_extra);
+    let account = config.join(format!("conf.d/10-{name}.toml"));
+    std::fs::write(&account, account_file(name, sim, "")).unwrap();
+    std::fs::write(
+        config.join("conf.d/90-targets.toml"),
+        format!(
+            "[[target]]\nname = \"log\"\nurl = \"file://{}\"\n",
+            dir.join("events.jsonl").display()
+        ),
+    )
+    .unwrap();
+    (config, account)
+}
+
+/// Starts the daemon of `config` polling every 100 ms; returns once its startup summary is in
+/// `out`.
+async fn start_polling(config: &Path, out: &Path) -> daemon::Daemon {
+    let mut d = daemon::Daemon::new(config.to_path_buf(), &["--test-poll-interval", "100ms"]);
+    d.start();
+    wait_for(out, "startup_summary", |e| {
+        e.kind.as_str() == "startup_summary"
+    })
+    .await;
+    d
 }
 
 fn polls_of(sim: &SimHandle, account: &str) -> usize {
@@ -352,28 +386,10 @@ async fn a_reload_with_out_of_range_durations_is_rejected_and_polling_goes_on() 
     let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    sim.add_account("KEY-zed", "zed");
-    sim.add_machine("zed", MachineSpec::new(700, "zed-rig", 2, "RTX 4090"))
-        .unwrap();
-    let port = free_port();
-    let config =
-        daemon::write_main_config(dir.path(), &format!("http_listen = \"127.0.0.1:{port}\"\n"));
-    let account = config.join("conf.d/10-zed.toml");
-    std::fs::write(&account, account_file("zed", &sim, "")).unwrap();
-    std::fs::write(
-        config.join("conf.d/90-targets.toml"),
-        format!(
-            "[[target]]\nname = \"log\"\nurl = \"file://{}\"\n",
-            out.display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = daemon::Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
-    daemon.start();
-    wait_for(&out, "startup_summary", |e| {
-        e.kind.as_str() == "startup_summary"
-    })
-    .await;
+    let port = daemon::free_port();
+    let main_extra = format!("http_listen = \"127.0.0.1:{port}\"\n");
+    let (config, account) = one_account(dir.path(), &sim, "zed", 700, &main_extra);
+    let mut daemon = start_polling(&config, &out).await;
 
     std::fs::write(
         &account,
@@ -476,26 +492,8 @@ async fn sigterm_during_a_slow_reload_ends_the_daemon_at_once() {
     let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    sim.add_account("KEY-slow", "slow");
-    sim.add_machine("slow", MachineSpec::new(900, "slow-rig", 2, "RTX 4090"))
-        .unwrap();
-    let config = daemon::write_main_config(dir.path(), "");
-    let account = config.join("conf.d/10-slow.toml");
-    std::fs::write(&account, account_file("slow", &sim, "")).unwrap();
-    std::fs::write(
-        config.join("conf.d/90-targets.toml"),
-        format!(
-            "[[target]]\nname = \"log\"\nurl = \"file://{}\"\n",
-            out.display()
-        ),
-    )
-    .unwrap();
-    let mut d = daemon::Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
-    d.start();
-    wait_for(&out, "startup_summary", |e| {
-        e.kind.as_str() == "startup_summary"
-    })
-    .await;
+    let (config, account) = one_account(dir.path(), &sim, "slow", 900, "");
+    let mut d = start_polling(&config, &out).await;
     sim.inject_fault(
         "slow",
         Fault::Hang(Duration::from_secs(60)),

@@ -72,14 +72,6 @@ async fn wait_until(what: &str, secs: u64, mut pred: impl FnMut() -> bool) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn get(port: u16, path: &str) -> (u16, String) {
     let resp = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
         .await
@@ -125,17 +117,23 @@ async fn setup(dir: &Path, port: u16) -> (SimHandle, FakeServices, std::path::Pa
     (sim, fake, config)
 }
 
+/// The daemon of `config`, once its startup summary reached the webhook.
+async fn start(config: &Path, fake: &FakeServices) -> Daemon {
+    let mut daemon = Daemon::new(config.to_path_buf(), &["--test-poll-interval", "100ms"]);
+    daemon.start();
+    wait_until("startup_summary", 20, || {
+        got(fake).iter().any(|g| g.kind == "startup_summary")
+    })
+    .await;
+    daemon
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_reported_survived_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = daemon::free_port();
     let (sim, fake, config) = setup(dir.path(), port).await;
-    let mut daemon = Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
-    daemon.start();
-    wait_until("startup_summary", 20, || {
-        got(&fake).iter().any(|g| g.kind == "startup_summary")
-    })
-    .await;
+    let mut daemon = start(&config, &fake).await;
 
     daemon.limit_file_size(Some(0));
     sim.start_rental("acme", 301, "r1", vec![0u32], RentalKind::OnDemand, 10.0)
@@ -202,14 +200,9 @@ async fn a_full_disk_is_reported_survived_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_cursor_page_is_repaired_and_delivery_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = daemon::free_port();
     let (sim, fake, config) = setup(dir.path(), port).await;
-    let mut daemon = Daemon::new(config.clone(), &["--test-poll-interval", "100ms"]);
-    daemon.start();
-    wait_until("startup_summary", 20, || {
-        got(&fake).iter().any(|g| g.kind == "startup_summary")
-    })
-    .await;
+    let mut daemon = start(&config, &fake).await;
     sim.start_rental("acme", 301, "r1", vec![0u32], RentalKind::OnDemand, 10.0)
         .unwrap();
     wait_until("rental_start", 20, || {

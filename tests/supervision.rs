@@ -166,7 +166,8 @@ fn a_failing_machine_actor_is_restarted_degraded_and_recovered() {
     assert_eq!(beta, ["rental_start", "rental_end"]);
 }
 
-async fn scenario(dir: &Path, out: &Path) {
+/// The simulated cloud of the machine scenarios: acme with machines 101 and 102, beta with 201.
+async fn acme_and_beta() -> SimHandle {
     let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -178,6 +179,11 @@ async fn scenario(dir: &Path, out: &Path) {
         .unwrap();
     sim.add_machine("beta", MachineSpec::new(201, "beta-rig-1", 2, "H100"))
         .unwrap();
+    sim
+}
+
+async fn scenario(dir: &Path, out: &Path) {
+    let sim = acme_and_beta().await;
     let faults = FaultInjection::default();
     let store = StoreHandle::open(&dir.join("state.db")).unwrap();
     let target = TargetConfig::with_defaults(
@@ -517,15 +523,7 @@ fn a_panicking_account_actor_is_restarted_and_a_dead_supervisor_is_seen() {
     let out: PathBuf = dir.path().join("events.jsonl");
     System::new().block_on(async {
         tokio::time::timeout(Duration::from_secs(60), async {
-            let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            sim.add_account("KEY-ACME-123", "acme");
-            sim.add_account("KEY-BETA-456", "beta");
-            sim.add_machine("acme", MachineSpec::new(101, "acme-rig-1", 4, "RTX 4090"))
-                .unwrap();
-            sim.add_machine("beta", MachineSpec::new(201, "beta-rig-1", 2, "H100"))
-                .unwrap();
+            let sim = acme_and_beta().await;
             let faults = FaultInjection::default();
             let store = StoreHandle::open(&dir.path().join("state.db")).unwrap();
             let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });

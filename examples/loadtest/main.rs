@@ -110,7 +110,9 @@ enum Cmd {
 }
 
 fn crowd(s: &str) -> Result<(usize, usize), String> {
-    let (idle, follow) = s.split_once(',').ok_or("expected IDLE,FOLLOW such as 200,8")?;
+    let (idle, follow) = s
+        .split_once(',')
+        .ok_or("expected IDLE,FOLLOW such as 200,8")?;
     Ok((
         idle.trim().parse().map_err(|e| format!("{e}"))?,
         follow.trim().parse().map_err(|e| format!("{e}"))?,

@@ -21,8 +21,9 @@ use std::time::Duration;
 use toml_edit::{ImDocument, InlineTable, Item, Table, Value};
 use url::Url;
 
-const GLOBAL_KEYS: &[&str] = &["state_dir", "control_socket", "http_listen"];
-const ACCOUNT_KEYS: &[&str] = &[
+/// The keys each table accepts (also the vocabulary of "did you mean" hints).
+pub const GLOBAL_KEYS: &[&str] = &["state_dir", "control_socket", "http_listen"];
+pub const ACCOUNT_KEYS: &[&str] = &[
     "name",
     "api_key",
     "api_key_file",
@@ -41,8 +42,8 @@ const ACCOUNT_KEYS: &[&str] = &[
     "actions_enabled",
     "log_rule",
 ];
-const LOG_RULE_KEYS: &[&str] = &["name", "instances", "regex", "action"];
-const TARGET_KEYS: &[&str] = &[
+pub const LOG_RULE_KEYS: &[&str] = &["name", "instances", "regex", "action"];
+pub const TARGET_KEYS: &[&str] = &[
     "name",
     "url",
     "url_file",

@@ -9,46 +9,18 @@
 use proptest::prelude::*;
 use std::path::Path;
 
-const KEYS: &[&str] = &[
-    "name",
-    "api_key",
-    "api_key_file",
-    "api_key_env",
-    "watch",
-    "machines",
-    "poll_interval",
-    "api_url",
-    "offline_grace",
-    "error_repeat",
-    "ignore_errors",
-    "stale_after_polls",
-    "stuck_after",
-    "credit_low_below",
-    "earnings_digest_at",
-    "actions_enabled",
-    "url",
-    "url_file",
-    "url_env",
-    "events",
-    "accounts",
-    "min_severity",
-    "mention",
-    "batch_window",
-    "max_age",
-    "batch_size",
-    "bearer_token",
-    "bearer_token_file",
-    "headers",
-    "tls_ca_file",
-    "instances",
-    "regex",
-    "action",
-    "state_dir",
-    "control_socket",
-    "http_listen",
-    "pol_interval",
-    "nmae",
-];
+/// Every key the configuration knows, and two near misses.
+fn keys() -> Vec<&'static str> {
+    use vast_supervisor::config::parse::{ACCOUNT_KEYS, GLOBAL_KEYS, LOG_RULE_KEYS, TARGET_KEYS};
+    [
+        GLOBAL_KEYS,
+        ACCOUNT_KEYS,
+        LOG_RULE_KEYS,
+        TARGET_KEYS,
+        &["pol_interval", "nmae"],
+    ]
+    .concat()
+}
 
 const HEADERS: &[&str] = &[
     "[[account]]",
@@ -64,7 +36,7 @@ const HEADERS: &[&str] = &[
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        8 => proptest::sample::select(KEYS).prop_map(str::to_string),
+        8 => proptest::sample::select(keys()).prop_map(str::to_string),
         1 => "[a-z_]{1,12}",
         1 => (1usize..4).prop_map(|n| "k".repeat(n * 3000)),
         1 => Just("\"quoted key\"".to_string()),

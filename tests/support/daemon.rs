@@ -106,12 +106,7 @@ impl Daemon {
     }
 
     pub fn wait_ready(&self) {
-        let socket = self.config.parent().unwrap().join("control.sock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "daemon not ready within 10s");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_socket(&self.config.parent().unwrap().join("control.sock"));
     }
 
     /// SIGTERM, then waits (10 s at most) for a clean exit.
@@ -134,6 +129,24 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Waits (10 s at most) until a daemon answers on `socket`.
+pub fn wait_for_socket(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(Instant::now() < deadline, "daemon not ready within 10s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A TCP port free right now on 127.0.0.1 (for `http_listen`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// See [`Daemon::limit_file_size`].
