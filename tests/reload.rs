@@ -344,17 +344,24 @@ fn one_account(
     )
     .unwrap();
     let config = daemon::write_main_config(dir, main_extra);
+    let account = write_account_and_target(&config, sim, name);
+    (config, account)
+}
+
+/// Writes `conf.d/10-{name}.toml` (the account) and a file target writing `events.jsonl` beside
+/// the configuration directory; returns the account's file.
+fn write_account_and_target(config: &Path, sim: &SimHandle, name: &str) -> PathBuf {
     let account = config.join(format!("conf.d/10-{name}.toml"));
     std::fs::write(&account, account_file(name, sim, "")).unwrap();
     std::fs::write(
         config.join("conf.d/90-targets.toml"),
         format!(
             "[[target]]\nname = \"log\"\nurl = \"file://{}\"\n",
-            dir.join("events.jsonl").display()
+            config.parent().unwrap().join("events.jsonl").display()
         ),
     )
     .unwrap();
-    (config, account)
+    account
 }
 
 /// Starts the daemon of `config` polling every 100 ms; returns once its startup summary is in
@@ -594,19 +601,7 @@ async fn reload_survives_generated_bad_configurations() {
         },
         &globals,
     );
-    std::fs::write(
-        config.join("conf.d/10-fz.toml"),
-        account_file("fz", &sim, ""),
-    )
-    .unwrap();
-    std::fs::write(
-        config.join("conf.d/90-targets.toml"),
-        format!(
-            "[[target]]\nname = \"log\"\nurl = \"file://{}\"\n",
-            out.display()
-        ),
-    )
-    .unwrap();
+    write_account_and_target(&config, &sim, "fz");
     let good = reload_cmd();
     assert_eq!(good.status.code(), Some(0), "{good:?}");
     // The account's first polls adopt what they find; the change comes after them.

@@ -508,11 +508,11 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::event::{EventKind, Subject};
 
-    fn ev(id: &str) -> Event {
+    pub(in crate::store) fn ev(id: &str) -> Event {
         Event::new(
             id,
             EventKind::RentalStart,

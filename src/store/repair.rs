@@ -286,24 +286,12 @@ pub(super) fn rebuild_path(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use crate::event::{Event, EventKind, Subject};
+    use crate::store::db::tests::ev;
     use crate::store::{Commit, RepairAction, Store};
     use chrono::Utc;
     use rusqlite::Connection;
     use std::io::{Seek, SeekFrom, Write};
     use std::path::Path;
-
-    fn ev(id: &str) -> Event {
-        Event::new(
-            id,
-            EventKind::RentalStart,
-            Some("a".into()),
-            Subject::Machine { id: 1, name: None },
-            Utc::now(),
-            "t",
-            "x".repeat(300),
-        )
-    }
 
     /// A database with 300 subjects and 300 events (several pages each) and two cursors.
     fn populated(path: &Path) {
