@@ -296,14 +296,16 @@ impl Writer {
         let all = self.kept.take();
         let outcome = match self.store.apply(&all, Utc::now()) {
             Ok(seq) => Ok(seq),
-            Err(e) if retrying || is_disk_trouble(&e) => {
+            // Every commit would meet this one: keep them all, try again in a second.
+            Err(e) if is_disk_trouble(&e) => {
                 for c in all {
                     self.kept.merge(c);
                 }
                 Err(e)
             }
             Err(e) => {
-                // Not the disk: commit subject by subject, so one bad commit fails alone.
+                // Not the disk: commit subject by subject, so one bad commit fails alone (and
+                // stays kept) instead of holding back every other.
                 let mut last = Ok(0);
                 for c in all {
                     match self.store.apply(std::slice::from_ref(&c), Utc::now()) {
