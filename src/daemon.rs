@@ -22,6 +22,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -217,7 +218,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             // Whatever still runs (a blocked reload, an actor) must not hold the process: every
             // commit is already durable, so exiting now loses nothing.
             tracing::error!(error = %e, "exiting without a complete shutdown");
-            eprintln!("vast-supervisor: {e:#}");
+            let _ = writeln!(std::io::stderr(), "vast-supervisor: {e:#}");
             std::process::exit(1);
         }
         store.checkpoint().await;

@@ -3,6 +3,7 @@
 //! reachable.
 
 use clap::Parser;
+use std::io::Write;
 use std::process::ExitCode;
 use vast_supervisor::cli::{Cli, Command};
 use vast_supervisor::control::commands;
@@ -84,7 +85,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vast-supervisor: {e:#}");
+            // Not `eprintln!`: a stderr that cannot be written (a full disk) must not turn the
+            // error into a panic.
+            let _ = writeln!(std::io::stderr(), "vast-supervisor: {e:#}");
             match e.downcast_ref::<daemon::ConfigurationError>() {
                 Some(_) => ExitCode::from(2),
                 None => ExitCode::from(1),

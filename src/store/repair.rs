@@ -342,6 +342,25 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_subjects_index_is_rebuilt_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        populated(&path);
+        corrupt(&path, pages_of(&path, "sqlite_autoindex_subjects_1")[0]);
+        let mut s = Store::open(&path).unwrap();
+        let repairs = s.take_repairs();
+        assert_eq!(repairs.len(), 1, "{repairs:?}");
+        assert!(
+            repairs[0].tables.values().all(|t| !t.lost_any()),
+            "{repairs:?}"
+        );
+        let (states, _) = s
+            .load_states("a", "machine", |j| Ok::<_, String>(j.to_string()))
+            .unwrap();
+        assert_eq!(states.len(), 300);
+    }
+
+    #[test]
     fn a_damaged_index_is_rebuilt_and_nothing_is_lost() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
