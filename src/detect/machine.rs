@@ -21,29 +21,44 @@ use serde_json::{json, Value};
 pub struct OfflineState {
     /// First observation of the current `timeout > 0` condition.
     pub pending_since: Option<DateTime<Utc>>,
+    /// The observation before `pending_since`, the `since` of `machine_offline` (`None` on first
+    /// sight, and in states stored before it was kept).
+    #[serde(default)]
+    pub pending_after: Option<DateTime<Utc>>,
     /// When `machine_offline` was sent for it.
     pub alerted_at: Option<DateTime<Utc>>,
-    /// Consecutive `timeout == 0` observations since the condition began to clear.
+    /// Consecutive `timeout == 0` observations since an alerted condition began to clear.
     pub clear_polls: u32,
     /// The first of those observations.
     pub clear_since: Option<DateTime<Utc>>,
+    /// The observation before `clear_since`, the `since` of `machine_recovered`.
+    #[serde(default)]
+    pub clear_after: Option<DateTime<Utc>>,
     /// Last positive timeout reported, seconds.
     pub last_timeout: Option<f64>,
 }
 
-/// The error condition (`error_description`), its confirmation count and repeat timer.
+/// The error episode (`error_description`): alerted on first sight, ended by clean polls.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorState {
-    /// An error text waiting for confirmation.
-    pub pending: Option<String>,
-    pub pending_polls: u32,
-    pub pending_since: Option<DateTime<Utc>>,
-    /// The error text `machine_error` was last sent for.
+    /// The error text `machine_error` was last sent for; `Some` for the whole episode.
     pub alerted: Option<String>,
-    /// When the alerted error condition began (first seen, before confirmation).
+    /// When the episode began (the first observation of the error).
     pub alerted_since: Option<DateTime<Utc>>,
-    /// When `machine_error` was last sent.
+    /// The observation before `alerted_since`, the `since` of the episode's reminders.
+    #[serde(default)]
+    pub alerted_after: Option<DateTime<Utc>>,
+    /// When `machine_error` was last sent (first alert, new text or reminder).
     pub last_sent: Option<DateTime<Utc>>,
+    /// Consecutive observations without the error since it was last seen.
+    #[serde(default)]
+    pub clear_polls: u32,
+    /// The first of those observations.
+    #[serde(default)]
+    pub clear_since: Option<DateTime<Utc>>,
+    /// The observation before `clear_since`, the `since` of `machine_recovered`.
+    #[serde(default)]
+    pub clear_after: Option<DateTime<Utc>>,
 }
 
 /// Everything detection needs to know about one machine across polls and restarts.
@@ -297,8 +312,9 @@ fn first_sight(
         let title = format!("New machine {}", em.host);
         em.emit(EventKind::MachineAdded, title, text, summary);
     }
-    observe_offline(&mut s, row, obs, &mut em);
-    observe_error(&mut s, row, obs, &mut em);
+    let prev_seen = previous.map(|p| p.last_seen);
+    observe_offline(&mut s, row, obs, prev_seen, &mut em);
+    observe_error(&mut s, row, obs, prev_seen, &mut em);
     let (seq, events) = em.finish();
     s.event_seq = seq;
     (s, events)
@@ -330,8 +346,8 @@ fn observe_known(p: &MachineState, row: &Machine, obs: &Observation) -> (Machine
         s.gpu_name = Some(g);
     }
     let mut em = emitter_for(&s, obs, Some(p.last_seen));
-    observe_offline(&mut s, row, obs, &mut em);
-    observe_error(&mut s, row, obs, &mut em);
+    observe_offline(&mut s, row, obs, Some(p.last_seen), &mut em);
+    observe_error(&mut s, row, obs, Some(p.last_seen), &mut em);
     if let Some(occupancy) = row.gpu_occupancy.as_deref() {
         let slots = parse_occupancy(occupancy, row.num_gpus);
         let input = poll_input(&s, row, &slots);
@@ -357,8 +373,15 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Offline rule of the module docs.
-fn observe_offline(s: &mut MachineState, row: &Machine, obs: &Observation, em: &mut Emitter) {
+/// Offline rule of the module docs. `prev_seen` is the previous observation (`None` on first
+/// sight).
+fn observe_offline(
+    s: &mut MachineState,
+    row: &Machine,
+    obs: &Observation,
+    prev_seen: Option<DateTime<Utc>>,
+    em: &mut Emitter,
+) {
     let Some(timeout) = row.timeout.filter(|t| t.is_finite()) else {
         return;
     };
@@ -367,8 +390,13 @@ fn observe_offline(s: &mut MachineState, row: &Machine, obs: &Observation, em: &
     if timeout > 0.0 {
         st.clear_polls = 0;
         st.clear_since = None;
+        st.clear_after = None;
         st.last_timeout = Some(quantize(timeout));
-        let since = *st.pending_since.get_or_insert(now);
+        if st.pending_since.is_none() {
+            st.pending_since = Some(now);
+            st.pending_after = prev_seen;
+        }
+        let since = st.pending_since.unwrap_or(now);
         let grace = obs.rules.offline_grace.as_secs_f64();
         if st.alerted_at.is_none() && (seconds_between(since, now) >= grace || timeout >= grace) {
             st.alerted_at = Some(now);
@@ -379,30 +407,57 @@ fn observe_offline(s: &mut MachineState, row: &Machine, obs: &Observation, em: &
             );
             let title = format!("{} is offline", em.host);
             let data = json!({"timeout_seconds": timeout_seconds, "offline_since": since});
-            em.emit(EventKind::MachineOffline, title, text, data);
+            em.emit_since(
+                EventKind::MachineOffline,
+                title,
+                text,
+                data,
+                st.pending_after,
+            );
         }
     } else if let Some(pending_since) = st.pending_since {
+        if st.alerted_at.is_none() {
+            // The machine checked in before the grace ran out: a blip, forgotten at once, so
+            // blips separated by a check-in never add up to an outage.
+            *st = OfflineState::default();
+            return;
+        }
         st.clear_polls += 1;
-        let clear_since = *st.clear_since.get_or_insert(now);
+        if st.clear_since.is_none() {
+            st.clear_since = Some(now);
+            st.clear_after = prev_seen;
+        }
         if st.clear_polls >= obs.rules.recover_after_polls.max(1) {
-            if st.alerted_at.is_some() {
-                let down = seconds_between(pending_since, clear_since);
-                let text = format!("Checking in again after {}", fmt_seconds(down));
-                let title = format!("{} recovered", em.host);
-                let data = json!({
-                    "recovered_from": "offline",
-                    "down_seconds": down.round() as u64,
-                    "offline_since": pending_since,
-                });
-                em.emit(EventKind::MachineRecovered, title, text, data);
-            }
+            let clear_since = st.clear_since.unwrap_or(now);
+            let down = seconds_between(pending_since, clear_since);
+            let text = format!("Checking in again after {}", fmt_seconds(down));
+            let title = format!("{} recovered", em.host);
+            let data = json!({
+                "recovered_from": "offline",
+                "down_seconds": down.round() as u64,
+                "offline_since": pending_since,
+            });
+            em.emit_since(
+                EventKind::MachineRecovered,
+                title,
+                text,
+                data,
+                st.clear_after,
+            );
             *st = OfflineState::default();
         }
     }
 }
 
-/// Error rule of the module docs.
-fn observe_error(s: &mut MachineState, row: &Machine, obs: &Observation, em: &mut Emitter) {
+/// Error rule of the module docs. `prev_seen` is the previous observation (`None` on first
+/// sight).
+fn observe_error(
+    s: &mut MachineState,
+    row: &Machine,
+    obs: &Observation,
+    prev_seen: Option<DateTime<Utc>>,
+    em: &mut Emitter,
+) {
     let now = obs.now;
     let current = row
         .error_description
@@ -410,61 +465,78 @@ fn observe_error(s: &mut MachineState, row: &Machine, obs: &Observation, em: &mu
         .map(str::trim)
         .filter(|e| !e.is_empty() && !obs.rules.is_ignored(e));
     let st = &mut s.error;
+    let Some(alerted) = st.alerted.clone() else {
+        // No episode: a new one begins, alerted at once.
+        if let Some(text) = current {
+            *st = ErrorState {
+                alerted: Some(text.to_string()),
+                alerted_since: Some(now),
+                alerted_after: prev_seen,
+                last_sent: Some(now),
+                ..ErrorState::default()
+            };
+            let title = format!("Error on {}", em.host);
+            let data =
+                json!({"error": text, "repeat": false, "previous": null, "error_since": now});
+            em.emit(EventKind::MachineError, title, text.to_string(), data);
+        }
+        return;
+    };
+    let since = st.alerted_since.unwrap_or(now);
     let Some(text) = current else {
-        if let Some(error) = st.alerted.take() {
-            let down = st
-                .alerted_since
-                .map_or(0.0, |since| seconds_between(since, now));
+        st.clear_polls += 1;
+        if st.clear_since.is_none() {
+            st.clear_since = Some(now);
+            st.clear_after = prev_seen;
+        }
+        if st.clear_polls >= obs.rules.recover_after_polls.max(1) {
+            let down = seconds_between(since, st.clear_since.unwrap_or(now));
             let title = format!("{} recovered", em.host);
-            let message = format!("Error cleared after {}: {error}", fmt_seconds(down));
+            let message = format!("Error cleared after {}: {alerted}", fmt_seconds(down));
             let data = json!({
                 "recovered_from": "error",
                 "down_seconds": down.round() as u64,
-                "error": error,
+                "error": alerted,
             });
-            em.emit(EventKind::MachineRecovered, title, message, data);
+            em.emit_since(
+                EventKind::MachineRecovered,
+                title,
+                message,
+                data,
+                st.clear_after,
+            );
+            *st = ErrorState::default();
         }
-        *st = ErrorState::default();
         return;
     };
-    if st.alerted.as_deref() == Some(text) {
-        st.pending = None;
-        st.pending_polls = 0;
-        st.pending_since = None;
-        let repeat = obs.rules.error_repeat.as_secs_f64();
-        let due = st
-            .last_sent
-            .is_none_or(|sent| seconds_between(sent, now) >= repeat);
-        if repeat > 0.0 && due {
-            st.last_sent = Some(now);
-            let since = st.alerted_since.unwrap_or(now);
-            let title = format!("Error on {}", em.host);
-            let message = format!("Still failing since {}: {text}", iso(since));
-            let data = json!({"error": text, "repeat": true, "error_since": since});
-            em.emit(EventKind::MachineError, title, message, data);
-        }
+    // Seen again: a flap within the episode changes nothing.
+    st.clear_polls = 0;
+    st.clear_since = None;
+    st.clear_after = None;
+    let title = format!("Error on {}", em.host);
+    if alerted != text {
+        st.alerted = Some(text.to_string());
+        st.last_sent = Some(now);
+        let data =
+            json!({"error": text, "repeat": false, "previous": alerted, "error_since": since});
+        em.emit(EventKind::MachineError, title, text.to_string(), data);
         return;
     }
-    if st.pending.as_deref() == Some(text) {
-        st.pending_polls += 1;
-    } else {
-        st.pending = Some(text.to_string());
-        st.pending_polls = 1;
-        st.pending_since = Some(now);
-    }
-    if st.pending_polls >= obs.rules.error_confirm_polls.max(1) {
-        let previous = st.alerted.replace(text.to_string());
-        let since = *st
-            .alerted_since
-            .get_or_insert(st.pending_since.unwrap_or(now));
+    let repeat = obs.rules.error_repeat.as_secs_f64();
+    let due = st
+        .last_sent
+        .is_none_or(|sent| seconds_between(sent, now) >= repeat);
+    if repeat > 0.0 && due {
         st.last_sent = Some(now);
-        st.pending = None;
-        st.pending_polls = 0;
-        st.pending_since = None;
-        let title = format!("Error on {}", em.host);
-        let data =
-            json!({"error": text, "repeat": false, "previous": previous, "error_since": since});
-        em.emit(EventKind::MachineError, title, text.to_string(), data);
+        let message = format!("Still failing since {}: {text}", iso(since));
+        let data = json!({"error": text, "repeat": true, "previous": null, "error_since": since});
+        em.emit_since(
+            EventKind::MachineError,
+            title,
+            message,
+            data,
+            st.alerted_after,
+        );
     }
 }
 

@@ -828,16 +828,24 @@ fn plan_new_rentals(
                 rest.push((gpu_type, remaining));
             }
         }
-        if rest.is_empty() {
+        // GPUs separated by a gap (idle, another type, held or carved) are never one rental.
+        let runs: Vec<(GpuType, Vec<u32>)> = rest
+            .into_iter()
+            .flat_map(|(gpu_type, gpus)| {
+                contiguous_runs(&gpus)
+                    .into_iter()
+                    .map(move |run| (gpu_type, run))
+            })
+            .collect();
+        if runs.is_empty() {
             continue;
         }
-        let total_gpus: i64 = rest.iter().map(|(_, g)| g.len() as i64).sum();
-        let k_total = (need(class) - carved).clamp(rest.len() as i64, total_gpus);
-        let mut extra = k_total - rest.len() as i64;
-        for (gpu_type, gpus) in rest {
-            let more = extra.min(gpus.len() as i64 - 1);
-            extra -= more;
-            for chunk in split_even(&gpus, 1 + more as usize) {
+        let total_gpus: i64 = runs.iter().map(|(_, g)| g.len() as i64).sum();
+        let k_total = (need(class) - carved).clamp(runs.len() as i64, total_gpus);
+        let lengths: Vec<usize> = runs.iter().map(|(_, g)| g.len()).collect();
+        let pieces = share_extra_rentals(&lengths, (k_total - runs.len() as i64) as usize);
+        for ((gpu_type, gpus), k) in runs.into_iter().zip(pieces) {
+            for chunk in split_even(&gpus, k) {
                 planned.push(Planned {
                     gpu_type,
                     gpus: chunk,
@@ -848,6 +856,35 @@ fn plan_new_rentals(
     }
     planned.sort_by_key(|p| p.gpus.first().copied());
     planned
+}
+
+/// Sorted indices cut where they are not consecutive: `[0, 1, 3, 4, 5]` -> `[[0, 1], [3, 4, 5]]`.
+pub(crate) fn contiguous_runs(gpus: &[u32]) -> Vec<Vec<u32>> {
+    let mut runs: Vec<Vec<u32>> = Vec::new();
+    for &gpu in gpus {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|&last| last + 1 == gpu) => run.push(gpu),
+            _ => runs.push(vec![gpu]),
+        }
+    }
+    runs
+}
+
+/// How many rentals each run of `lengths` GPUs becomes when the counters say `extra` more
+/// rentals started than there are runs: each extra one splits the run whose pieces are largest
+/// (the first such run on a tie), never below one GPU per rental.
+pub(crate) fn share_extra_rentals(lengths: &[usize], extra: usize) -> Vec<usize> {
+    let mut pieces = vec![1usize; lengths.len()];
+    for _ in 0..extra {
+        let largest = (0..lengths.len())
+            .filter(|&i| pieces[i] < lengths[i])
+            .max_by_key(|&i| (lengths[i].div_ceil(pieces[i]), std::cmp::Reverse(i)));
+        match largest {
+            Some(i) => pieces[i] += 1,
+            None => break,
+        }
+    }
+    pieces
 }
 
 /// Cuts sorted indices into `k` contiguous chunks as even as possible, larger chunks first.
