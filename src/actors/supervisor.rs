@@ -628,6 +628,12 @@ impl Handler<Reload> for Supervisor {
             let now = Utc::now();
             let mut events = Vec::new();
             for r in &report.rejected {
+                let kept = if r.previous_kept {
+                    "its previous version stays in force"
+                } else {
+                    "it is not applied"
+                };
+                tracing::warn!(path = %r.path, errors = %r.errors.join("; "), "configuration file rejected; {kept}");
                 events.push(supervisor_event(
                     EventKind::ConfigRejected,
                     now,
@@ -636,14 +642,19 @@ impl Handler<Reload> for Supervisor {
                     json!({ "path": r.path, "errors": r.errors, "previous_kept": r.previous_kept }),
                 ));
             }
-            events.push(supervisor_event(
-                EventKind::ConfigReloaded,
-                now,
-                "Configuration reloaded",
-                report.lines().join("\n"),
-                serde_json::to_value(&report).unwrap_or_default(),
-            ));
-            tracing::info!(changes = %report.lines().join("; "), "configuration reloaded");
+            if report.changed_anything() {
+                let changes = report.change_lines();
+                events.push(supervisor_event(
+                    EventKind::ConfigReloaded,
+                    now,
+                    "Configuration reloaded",
+                    report.lines().join("\n"),
+                    serde_json::to_value(&report).unwrap_or_default(),
+                ));
+                tracing::info!(changes = %changes.join("; "), "configuration reloaded");
+            } else {
+                tracing::info!("reload done: no account or target changed");
+            }
             let store = act.store.clone();
             actix::spawn(async move { queue_events(&store, "", events).await });
             Ok(report)
