@@ -664,13 +664,24 @@ impl Handler<Reload> for Supervisor {
 
 /// Sends a test message through one target and returns what the service answered.
 #[derive(Message)]
-#[rtype(result = "Result<String, String>")]
+#[rtype(result = "Result<String, NotifyTestError>")]
 pub struct NotifyTest {
     pub target: String,
 }
 
+/// Why `notify-test` did not get an answer from the service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyTestError {
+    /// No such target: a usage error of the command.
+    #[error("no target named \"{name}\" (targets: {known})")]
+    UnknownTarget { name: String, known: String },
+    /// The target could not be built or the service refused the message.
+    #[error("{0}")]
+    Failed(String),
+}
+
 impl Handler<NotifyTest> for Supervisor {
-    type Result = ResponseFuture<Result<String, String>>;
+    type Result = ResponseFuture<Result<String, NotifyTestError>>;
 
     fn handle(&mut self, msg: NotifyTest, _ctx: &mut Context<Self>) -> Self::Result {
         let Some(cfg) = self.target_cfgs.get(&msg.target).cloned() else {
@@ -680,12 +691,15 @@ impl Handler<NotifyTest> for Supervisor {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", ");
-            let error = format!("no target named \"{}\" (targets: {known})", msg.target);
+            let error = NotifyTestError::UnknownTarget {
+                name: msg.target,
+                known,
+            };
             return Box::pin(async move { Err(error) });
         };
         let http = self.http.clone();
         Box::pin(async move {
-            let mut notifier = Notifier::new(&cfg, http)?;
+            let mut notifier = Notifier::new(&cfg, http).map_err(NotifyTestError::Failed)?;
             match notifier.send_test().await {
                 Ok(d) => Ok(format!(
                     "{} ({}): accepted: {}",
@@ -693,7 +707,12 @@ impl Handler<NotifyTest> for Supervisor {
                     notifier.destination(),
                     d.info
                 )),
-                Err(e) => Err(format!("{} ({}): {}", cfg.name, notifier.destination(), e)),
+                Err(e) => Err(NotifyTestError::Failed(format!(
+                    "{} ({}): {}",
+                    cfg.name,
+                    notifier.destination(),
+                    e
+                ))),
             }
         })
     }
