@@ -154,7 +154,8 @@ async fn delivers_in_order_and_honours_retry_after_exactly() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let st = status(&addr).await;
-    assert_eq!((st.sent, st.failed, st.state.as_str()), (4, 0, "ok"));
+    // The 429 is one failed attempt, as send_failures_total{reason="rate_limited"} counts it.
+    assert_eq!((st.sent, st.failed, st.state.as_str()), (4, 1, "ok"));
 }
 
 #[actix_rt::test]
@@ -459,7 +460,8 @@ async fn a_message_refused_as_too_large_is_skipped_and_the_target_keeps_deliveri
     }
     let st = status(&addr).await;
     assert_eq!(st.state, "ok", "the target stays enabled");
-    assert_eq!((st.sent, st.dropped, st.failed), (3, 1, 0));
+    // `failed` agrees with send_failures_total (the refused attempt); it used to stay 0.
+    assert_eq!((st.sent, st.dropped, st.failed), (3, 1, 1));
     let last_error = st.last_error.unwrap_or_default();
     assert!(
         last_error.contains("acme:m1:1") && last_error.contains("too_large"),
@@ -471,6 +473,16 @@ async fn a_message_refused_as_too_large_is_skipped_and_the_target_keeps_deliveri
     assert_eq!(sample(&metrics, dropped), Some(1.0));
     let failures = r#"send_failures_total{target="discord",reason="too_large"}"#;
     assert_eq!(sample(&metrics, failures), Some(1.0));
+    let all_failures: f64 = metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(r#"vast_supervisor_send_failures_total{target="discord","#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(
+        all_failures, st.failed as f64,
+        "status FAILED = send_failures_total"
+    );
     let max_age = r#"events_dropped_total{target="discord",reason="max_age"}"#;
     assert_eq!(sample(&metrics, max_age), Some(0.0));
 

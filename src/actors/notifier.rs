@@ -61,6 +61,7 @@ pub struct TargetStatus {
     pub state: String,
     pub cursor: i64,
     pub sent: u64,
+    /// Failed attempts (every reason), as `send_failures_total` counts them.
     pub failed: u64,
     pub dropped: u64,
     pub restarts: u32,
@@ -239,7 +240,7 @@ async fn deliver(
     let notifier = match Notifier::new(&target, http) {
         Ok(n) => n,
         Err(e) => {
-            metrics.record_failure("config");
+            failed_attempt(&metrics, &status, "config");
             disable(&target, &store, &status, &alarm, &e).await;
             return Exit::Disabled;
         }
@@ -431,14 +432,14 @@ impl Delivery {
                     return Outcome::Done;
                 }
                 Err(SendError::RateLimited { retry_after }) => {
-                    self.metrics.record_failure("rate_limited");
+                    failed_attempt(&self.metrics, &self.status, "rate_limited");
                     tracing::info!(target = %name, retry_after_ms = retry_after.as_millis() as u64, "rate limited; waiting as told");
                     lock(&self.status).last_error =
                         Some(format!("rate limited, retry after {retry_after:?}"));
                     tokio::time::sleep(retry_after).await;
                 }
                 Err(SendError::Transient { reason, detail }) => {
-                    self.metrics.record_failure(reason);
+                    failed_attempt(&self.metrics, &self.status, reason);
                     attempt += 1;
                     let since = *self.failing_since.get_or_insert_with(Instant::now);
                     {
@@ -464,13 +465,12 @@ impl Delivery {
                     tokio::time::sleep(backoff).await;
                 }
                 Err(SendError::Rejected { reason, detail }) => {
-                    self.metrics.record_failure(reason);
+                    failed_attempt(&self.metrics, &self.status, reason);
                     self.answered();
                     return Outcome::Rejected { reason, detail };
                 }
                 Err(SendError::Permanent { reason, detail }) => {
-                    self.metrics.record_failure(reason);
-                    lock(&self.status).failed += events.len() as u64;
+                    failed_attempt(&self.metrics, &self.status, reason);
                     disable(
                         &self.target,
                         &self.store,
@@ -499,7 +499,10 @@ impl Delivery {
         let Some(dropped) = lock(&self.alarm).unreported_drops() else {
             return;
         };
-        let why = format!("{dropped} event(s) older than max_age were dropped");
+        let why = format!(
+            "dropped {} older than max_age",
+            crate::util::counted(dropped as usize, "event")
+        );
         raise_failing(&self.target, &self.store, &self.alarm, &why, false).await;
     }
 
@@ -517,6 +520,13 @@ impl Delivery {
             event.id, event.kind
         ));
     }
+}
+
+/// Counts one failed attempt, in the metrics (`send_failures_total`, by reason) and in the
+/// `failed` count of status, so the two always agree.
+fn failed_attempt(metrics: &TargetMetrics, status: &SharedTargetStatus, reason: &str) {
+    metrics.record_failure(reason);
+    lock(status).failed += 1;
 }
 
 /// Jittered exponential backoff: base * 2^(attempt-1), capped, times a random factor in [0.5, 1.5).

@@ -18,6 +18,7 @@ use crate::event::EventKind;
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::store::StoreHandle;
+use crate::util::counted;
 use crate::vast::{ClientOptions, VastClient};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -343,10 +344,14 @@ impl Supervisor {
             instances += i;
             let mut parts = Vec::new();
             if m > 0 || i == 0 {
-                parts.push(format!("{m} machines, {r} rentals"));
+                parts.push(format!(
+                    "{}, {}",
+                    counted(m, "machine"),
+                    counted(r, "rental")
+                ));
             }
             if i > 0 {
-                parts.push(format!("{i} instances"));
+                parts.push(counted(i, "instance"));
             }
             lines.push(if done.ok {
                 format!("{}: {}", done.account, parts.join(", "))
@@ -374,8 +379,11 @@ impl Supervisor {
             EventKind::StartupSummary,
             Utc::now(),
             format!(
-                "Watching {} accounts: {machines} machines, {rentals} rentals, {instances} instances",
-                self.accounts.len()
+                "Watching {}: {}, {}, {}",
+                counted(self.accounts.len(), "account"),
+                counted(machines, "machine"),
+                counted(rentals, "rental"),
+                counted(instances, "instance")
             ),
             lines.join("\n"),
             json!({ "accounts": accounts, "machines": machines, "rentals": rentals, "instances": instances }),
@@ -395,10 +403,10 @@ impl Actor for Supervisor {
             Utc::now(),
             "vast-supervisor started",
             format!(
-                "version {}, {} accounts, {} targets",
+                "version {}, {}, {}",
                 env!("CARGO_PKG_VERSION"),
-                self.accounts_cfg.len(),
-                self.targets_cfg.len()
+                counted(self.accounts_cfg.len(), "account"),
+                counted(self.targets_cfg.len(), "target")
             ),
             json!({ "version": env!("CARGO_PKG_VERSION") }),
         );

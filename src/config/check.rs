@@ -5,6 +5,7 @@
 
 use super::load::{is_config_file_name, load_dir, LoadedConfig, CONF_D};
 use super::model::MAIN_FILE_NAME;
+use crate::util::counted;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -99,12 +100,4 @@ pub fn summary(loaded: &LoadedConfig) -> String {
         counted(accounts.len(), "account"),
         counted(loaded.targets().len(), "target"),
     )
-}
-
-fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }

@@ -45,7 +45,7 @@ pub async fn status(socket: &Path, json: bool) -> Result<(), ClientError> {
     } else {
         let st: StatusSnapshot =
             serde_json::from_value(snapshot).map_err(|e| ClientError::Reply(e.to_string()))?;
-        print!("{}", render::status_table(&st));
+        print!("{}", render::status_table(&st, chrono::Utc::now()));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use super::{
     seconds_between, Adoption, Counters, Emitter, Observation, Rates,
 };
 use crate::event::{Event, EventKind};
+use crate::util::counted;
 use crate::vast::Machine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -150,8 +151,10 @@ pub fn machine_missing(
     let text = match ended.len() {
         0 => format!("{} ({}) is no longer in the account", em.host, s.machine_id),
         n => format!(
-            "{} ({}) is no longer in the account; {n} tracked rental(s) ended",
-            em.host, s.machine_id
+            "{} ({}) is no longer in the account; {} ended",
+            em.host,
+            s.machine_id,
+            counted(n, "tracked rental")
         ),
     };
     let data = json!({"rentals_ended": ended, "last_seen": prev.last_seen});
@@ -303,11 +306,11 @@ fn first_sight(
     if adoption == Adoption::Running {
         let summary = serde_json::to_value(machine_summary(&s)).unwrap_or_default();
         let text = format!(
-            "{} ({}): {}, {} rental(s) in progress",
+            "{} ({}): {}, {} in progress",
             em.host,
             machine_id,
             em.gpus_text(s.num_gpus as usize),
-            s.rentals.rentals.len()
+            counted(s.rentals.rentals.len(), "rental")
         );
         let title = format!("New machine {}", em.host);
         em.emit(EventKind::MachineAdded, title, text, summary);
