@@ -5,7 +5,8 @@
 //! added/removed, adoption) and drives the rental diff of [`super::rental`]. Pure: time comes from
 //! the [`Observation`], nothing is read or written outside the values passed in.
 
-use super::rental::{parse_clients, PollInput, RentalBook, RentalStatus, RentalSummary};
+use super::assign::{parse_clients, PollInput};
+use super::rental::{RentalBook, RentalStatus, RentalSummary};
 use super::{
     finite_non_negative, fmt_seconds, format_occupancy, parse_occupancy, quantize, round6,
     seconds_between, Adoption, Counters, Emitter, Observation, Rates,

@@ -109,6 +109,7 @@
 //! previous_recent`; `machine_maintenance` `machine_maintenance, previous`; `machine_added` the
 //! [`machine_summary`]; `machine_removed` `rentals_ended, last_seen`.
 
+mod assign;
 pub mod machine;
 pub mod rental;
 // The account itself: its polling health.

@@ -440,15 +440,15 @@ fn an_end_releases_the_rental_that_held_exactly_those_gpus() {
 #[test]
 fn contiguous_runs_and_extra_rentals_split_the_largest_run() {
     assert_eq!(
-        rental::contiguous_runs(&[0, 1, 3, 4, 5, 9]),
+        assign::contiguous_runs(&[0, 1, 3, 4, 5, 9]),
         vec![vec![0, 1], vec![3, 4, 5], vec![9]]
     );
-    assert!(rental::contiguous_runs(&[]).is_empty());
-    assert_eq!(rental::share_extra_rentals(&[2, 3], 0), vec![1, 1]);
-    assert_eq!(rental::share_extra_rentals(&[4, 2], 1), vec![2, 1]);
-    assert_eq!(rental::share_extra_rentals(&[6, 2], 2), vec![3, 1]);
-    assert_eq!(rental::share_extra_rentals(&[4, 4], 1), vec![2, 1]);
-    assert_eq!(rental::share_extra_rentals(&[1, 2], 5), vec![1, 2]);
+    assert!(assign::contiguous_runs(&[]).is_empty());
+    assert_eq!(assign::share_extra_rentals(&[2, 3], 0), vec![1, 1]);
+    assert_eq!(assign::share_extra_rentals(&[4, 2], 1), vec![2, 1]);
+    assert_eq!(assign::share_extra_rentals(&[6, 2], 2), vec![3, 1]);
+    assert_eq!(assign::share_extra_rentals(&[4, 4], 1), vec![2, 1]);
+    assert_eq!(assign::share_extra_rentals(&[1, 2], 5), vec![1, 2]);
 }
 
 #[test]
@@ -1465,14 +1465,14 @@ fn events_use_the_machine_id_when_there_is_no_hostname() {
 #[test]
 fn split_even_is_contiguous_and_larger_first() {
     assert_eq!(
-        rental::split_even(&[0, 1, 2, 3, 4], 2),
+        assign::split_even(&[0, 1, 2, 3, 4], 2),
         vec![vec![0, 1, 2], vec![3, 4]]
     );
     assert_eq!(
-        rental::split_even(&[1, 5, 6], 3),
+        assign::split_even(&[1, 5, 6], 3),
         vec![vec![1], vec![5], vec![6]]
     );
-    assert_eq!(rental::split_even(&[2, 3], 9), vec![vec![2], vec![3]]);
+    assert_eq!(assign::split_even(&[2, 3], 9), vec![vec![2], vec![3]]);
 }
 
 #[test]
