@@ -9,16 +9,14 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 use vast_supervisor::actors::supervisor::Shutdown;
-use vast_supervisor::actors::{Supervisor, SupervisorOptions};
-use vast_supervisor::config::{AccountConfig, TargetConfig, TargetUrl};
+use vast_supervisor::config::AccountConfig;
 use vast_supervisor::event::Event;
 use vast_supervisor::sim::{Fault, FaultDuration, MachineSpec, RentalKind, SimCloud, SimHandle};
-use vast_supervisor::store::StoreHandle;
 use vast_supervisor::vast::ClientOptions;
 
 #[path = "support/events.rs"]
 mod events;
-use events::{read_events, wait_for};
+use events::{read_events, start_file_supervisor, wait_for};
 
 const POLL: Duration = Duration::from_millis(150);
 
@@ -81,23 +79,11 @@ fn two_accounts_full_host_lifecycle_with_faults() {
         )
         .unwrap();
 
-        let store = StoreHandle::open(&dir.path().join("state.db")).unwrap();
-        let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
-        let opts = SupervisorOptions {
-            client: fast_client(),
-            flush_timeout: Duration::from_secs(2),
-            ..SupervisorOptions::default()
-        };
-        let sup = Supervisor::new(
-            vec![
-                account("acme", "KEY-ACME-123", &sim),
-                account("beta", "KEY-BETA-456", &sim),
-            ],
-            vec![target],
-            store,
-            opts,
-        )
-        .start();
+        let accounts = vec![
+            account("acme", "KEY-ACME-123", &sim),
+            account("beta", "KEY-BETA-456", &sim),
+        ];
+        let sup = start_file_supervisor(accounts, dir.path(), &out, fast_client());
 
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
@@ -284,20 +270,8 @@ fn unreadable_state_is_quarantined_and_a_revoked_key_is_reported_once() {
             .unwrap();
         sim.add_machine("gamma", MachineSpec::new(302, "gamma-rig-2", 2, "A100"))
             .unwrap();
-        let store = StoreHandle::open(&db).unwrap();
-        let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
-        let opts = SupervisorOptions {
-            client: fast_client(),
-            flush_timeout: Duration::from_secs(2),
-            ..SupervisorOptions::default()
-        };
-        let sup = Supervisor::new(
-            vec![account("gamma", "KEY-GAMMA-789", &sim)],
-            vec![target],
-            store,
-            opts,
-        )
-        .start();
+        let accounts = vec![account("gamma", "KEY-GAMMA-789", &sim)];
+        let sup = start_file_supervisor(accounts, dir.path(), &out, fast_client());
 
         let events = wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
@@ -388,20 +362,8 @@ fn debounced_events_carry_a_window_that_holds_the_change() {
         sim.add_account("KEY-WIN-1", "win");
         sim.add_machine("win", MachineSpec::new(501, "win-rig-1", 2, "RTX 4090"))
             .unwrap();
-        let store = StoreHandle::open(&dir.path().join("state.db")).unwrap();
-        let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
-        let opts = SupervisorOptions {
-            client: fast_client(),
-            flush_timeout: Duration::from_secs(2),
-            ..SupervisorOptions::default()
-        };
-        let sup = Supervisor::new(
-            vec![account("win", "KEY-WIN-1", &sim)],
-            vec![target],
-            store,
-            opts,
-        )
-        .start();
+        let accounts = vec![account("win", "KEY-WIN-1", &sim)];
+        let sup = start_file_supervisor(accounts, dir.path(), &out, fast_client());
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
         })

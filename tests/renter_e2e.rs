@@ -9,15 +9,12 @@
 use actix::prelude::*;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vast_supervisor::actors::account::{AccountActor, LocalClock};
 use vast_supervisor::actors::supervisor::Shutdown;
-use vast_supervisor::actors::{Supervisor, SupervisorOptions};
-use vast_supervisor::config::{
-    AccountConfig, InstanceSelector, LogAction, LogRule, TargetConfig, TargetUrl,
-};
+use vast_supervisor::config::{AccountConfig, InstanceSelector, LogAction, LogRule};
 use vast_supervisor::event::{Event, Subject};
 use vast_supervisor::sim::{
     EarningsRow, InstanceSpec, MachineSpec, SimCloud, SimHandle, WriteAction,
@@ -27,7 +24,7 @@ use vast_supervisor::vast::{shared_http_client, ClientOptions, VastClient};
 
 #[path = "support/events.rs"]
 mod events;
-use events::{read_events, wait_for};
+use events::{read_events, start_file_supervisor, wait_for};
 
 const POLL: Duration = Duration::from_millis(150);
 
@@ -138,22 +135,6 @@ fn spec(id: u64, label: &str, actual: Option<&str>) -> InstanceSpec {
     }
 }
 
-fn start_supervisor(accounts: Vec<AccountConfig>, dir: &Path, out: &Path) -> Addr<Supervisor> {
-    let store = StoreHandle::open(&dir.join("state.db")).unwrap();
-    let target = TargetConfig::with_defaults(
-        "file",
-        TargetUrl::File {
-            path: out.to_path_buf(),
-        },
-    );
-    let opts = SupervisorOptions {
-        client: fast_client(),
-        flush_timeout: Duration::from_secs(2),
-        ..SupervisorOptions::default()
-    };
-    Supervisor::new(accounts, vec![target], store, opts).start()
-}
-
 #[test]
 fn renter_lifecycle_on_two_accounts() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,7 +154,7 @@ fn renter_lifecycle_on_two_accounts() {
         let rent = renter("rent", "KEY-RENT-1", &sim);
         let mut slow = renter("slow", "KEY-SLOW-2", &sim);
         slow.stuck_after = Duration::from_millis(700);
-        let sup = start_supervisor(vec![rent, slow], dir.path(), &out);
+        let sup = start_file_supervisor(vec![rent, slow], dir.path(), &out, fast_client());
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
         })
@@ -368,7 +349,7 @@ fn log_rule_destroys_only_where_actions_are_enabled() {
         act.log_rules = vec![done_rule()];
         let mut dry = renter("dry", "KEY-DRY-2", &sim);
         dry.log_rules = vec![done_rule()];
-        let sup = start_supervisor(vec![act, dry], dir.path(), &out);
+        let sup = start_file_supervisor(vec![act, dry], dir.path(), &out, fast_client());
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
         })
@@ -525,7 +506,7 @@ fn credit_low_fires_once_per_drop() {
         sim.set_credit("cash", 20.0).unwrap();
         let mut cash = renter("cash", "KEY-CASH-1", &sim);
         cash.credit_low_below = Some(5.0);
-        let sup = start_supervisor(vec![cash], dir.path(), &out);
+        let sup = start_file_supervisor(vec![cash], dir.path(), &out, fast_client());
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
         })
@@ -750,7 +731,7 @@ fn instance_stuck_carries_a_window_that_holds_the_stop() {
             .unwrap();
         let mut stuck = renter("stuck", "KEY-STUCK-1", &sim);
         stuck.stuck_after = Duration::from_millis(700);
-        let sup = start_supervisor(vec![stuck], dir.path(), &out);
+        let sup = start_file_supervisor(vec![stuck], dir.path(), &out, fast_client());
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
         })
@@ -796,7 +777,7 @@ fn credit_low_comes_within_one_poll_of_the_drop_at_a_real_poll_interval() {
         let mut cash = renter("cash", "KEY-CASH-2", &sim);
         cash.poll_interval = REAL_POLL;
         cash.credit_low_below = Some(5.0);
-        let sup = start_supervisor(vec![cash], dir.path(), &out);
+        let sup = start_file_supervisor(vec![cash], dir.path(), &out, fast_client());
         // The first poll has read the credit (above the threshold).
         let read_credit = || {
             sim.requests()

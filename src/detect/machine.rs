@@ -432,25 +432,29 @@ fn observe_offline(
             st.clear_after = prev_seen;
         }
         if st.clear_polls >= obs.rules.recover_after_polls.max(1) {
-            let clear_since = st.clear_since.unwrap_or(now);
-            let down = seconds_between(pending_since, clear_since);
+            let down = seconds_between(pending_since, st.clear_since.unwrap_or(now));
             let text = format!("Checking in again after {}", fmt_seconds(down));
-            let title = format!("{} recovered", em.host);
-            let data = json!({
-                "recovered_from": "offline",
-                "down_seconds": down.round() as u64,
-                "offline_since": pending_since,
-            });
-            em.emit_since(
-                EventKind::MachineRecovered,
-                title,
-                text,
-                data,
-                st.clear_after,
-            );
+            let detail = ("offline_since", json!(pending_since));
+            emit_recovered(em, "offline", down, text, detail, st.clear_after);
             *st = OfflineState::default();
         }
     }
+}
+
+/// `machine_recovered` from `condition` after `down` seconds; `detail` names what ended, `since`
+/// is the observation before the first clean one.
+fn emit_recovered(
+    em: &mut Emitter,
+    condition: &str,
+    down: f64,
+    text: String,
+    (key, value): (&str, Value),
+    since: Option<DateTime<Utc>>,
+) {
+    let title = format!("{} recovered", em.host);
+    let mut data = json!({"recovered_from": condition, "down_seconds": down.round() as u64});
+    data[key] = value;
+    em.emit_since(EventKind::MachineRecovered, title, text, data, since);
 }
 
 /// Error rule of the module docs. `prev_seen` is the previous observation (`None` on first
@@ -495,20 +499,9 @@ fn observe_error(
         }
         if st.clear_polls >= obs.rules.recover_after_polls.max(1) {
             let down = seconds_between(since, st.clear_since.unwrap_or(now));
-            let title = format!("{} recovered", em.host);
-            let message = format!("Error cleared after {}: {alerted}", fmt_seconds(down));
-            let data = json!({
-                "recovered_from": "error",
-                "down_seconds": down.round() as u64,
-                "error": alerted,
-            });
-            em.emit_since(
-                EventKind::MachineRecovered,
-                title,
-                message,
-                data,
-                st.clear_after,
-            );
+            let text = format!("Error cleared after {}: {alerted}", fmt_seconds(down));
+            let detail = ("error", json!(alerted));
+            emit_recovered(em, "error", down, text, detail, st.clear_after);
             *st = ErrorState::default();
         }
         return;
