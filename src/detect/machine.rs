@@ -29,13 +29,9 @@ pub struct OfflineState {
     pub pending_after: Option<DateTime<Utc>>,
     /// When `machine_offline` was sent for it.
     pub alerted_at: Option<DateTime<Utc>>,
-    /// Consecutive `timeout == 0` observations since an alerted condition began to clear.
-    pub clear_polls: u32,
-    /// The first of those observations.
-    pub clear_since: Option<DateTime<Utc>>,
-    /// The observation before `clear_since`, the `since` of `machine_recovered`.
-    #[serde(default)]
-    pub clear_after: Option<DateTime<Utc>>,
+    /// `timeout == 0` observations in a row since the alerted condition began to clear.
+    #[serde(flatten)]
+    pub clearing: ClearStreak,
     /// Last positive timeout reported, seconds.
     pub last_timeout: Option<f64>,
 }
@@ -52,15 +48,35 @@ pub struct ErrorState {
     pub alerted_after: Option<DateTime<Utc>>,
     /// When `machine_error` was last sent (first alert, new text or reminder).
     pub last_sent: Option<DateTime<Utc>>,
-    /// Consecutive observations without the error since it was last seen.
+    /// Observations without the error in a row since it was last seen.
+    #[serde(flatten)]
+    pub clearing: ClearStreak,
+}
+
+/// The recovery hysteresis of an alerted condition: clean observations in a row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClearStreak {
     #[serde(default)]
     pub clear_polls: u32,
-    /// The first of those observations.
+    /// The first of them.
     #[serde(default)]
     pub clear_since: Option<DateTime<Utc>>,
     /// The observation before `clear_since`, the `since` of `machine_recovered`.
     #[serde(default)]
     pub clear_after: Option<DateTime<Utc>>,
+}
+
+impl ClearStreak {
+    /// Counts one clean observation at `now` (`prev_seen`: the one before); whether `needed`
+    /// came in a row.
+    fn clean(&mut self, now: DateTime<Utc>, prev_seen: Option<DateTime<Utc>>, needed: u32) -> bool {
+        self.clear_polls += 1;
+        if self.clear_since.is_none() {
+            self.clear_since = Some(now);
+            self.clear_after = prev_seen;
+        }
+        self.clear_polls >= needed.max(1)
+    }
 }
 
 /// Everything detection needs to know about one machine across polls and restarts.
@@ -392,9 +408,7 @@ fn observe_offline(
     let now = obs.now;
     let st = &mut s.offline;
     if timeout > 0.0 {
-        st.clear_polls = 0;
-        st.clear_since = None;
-        st.clear_after = None;
+        st.clearing = ClearStreak::default();
         st.last_timeout = Some(quantize(timeout));
         if st.pending_since.is_none() {
             st.pending_since = Some(now);
@@ -426,16 +440,14 @@ fn observe_offline(
             *st = OfflineState::default();
             return;
         }
-        st.clear_polls += 1;
-        if st.clear_since.is_none() {
-            st.clear_since = Some(now);
-            st.clear_after = prev_seen;
-        }
-        if st.clear_polls >= obs.rules.recover_after_polls.max(1) {
-            let down = seconds_between(pending_since, st.clear_since.unwrap_or(now));
+        if st
+            .clearing
+            .clean(now, prev_seen, obs.rules.recover_after_polls)
+        {
+            let down = seconds_between(pending_since, st.clearing.clear_since.unwrap_or(now));
             let text = format!("Checking in again after {}", fmt_seconds(down));
             let detail = ("offline_since", json!(pending_since));
-            emit_recovered(em, "offline", down, text, detail, st.clear_after);
+            emit_recovered(em, "offline", down, text, detail, st.clearing.clear_after);
             *st = OfflineState::default();
         }
     }
@@ -492,24 +504,20 @@ fn observe_error(
     };
     let since = st.alerted_since.unwrap_or(now);
     let Some(text) = current else {
-        st.clear_polls += 1;
-        if st.clear_since.is_none() {
-            st.clear_since = Some(now);
-            st.clear_after = prev_seen;
-        }
-        if st.clear_polls >= obs.rules.recover_after_polls.max(1) {
-            let down = seconds_between(since, st.clear_since.unwrap_or(now));
+        if st
+            .clearing
+            .clean(now, prev_seen, obs.rules.recover_after_polls)
+        {
+            let down = seconds_between(since, st.clearing.clear_since.unwrap_or(now));
             let text = format!("Error cleared after {}: {alerted}", fmt_seconds(down));
             let detail = ("error", json!(alerted));
-            emit_recovered(em, "error", down, text, detail, st.clear_after);
+            emit_recovered(em, "error", down, text, detail, st.clearing.clear_after);
             *st = ErrorState::default();
         }
         return;
     };
     // Seen again: a flap within the episode changes nothing.
-    st.clear_polls = 0;
-    st.clear_since = None;
-    st.clear_after = None;
+    st.clearing = ClearStreak::default();
     let title = format!("Error on {}", em.host);
     if alerted != text {
         st.alerted = Some(text.to_string());

@@ -1431,6 +1431,30 @@ fn state_survives_a_json_round_trip() {
 }
 
 #[test]
+fn states_stored_before_the_event_windows_still_load_and_go_on() {
+    // A machine offline and in an error episode, stored by the previous version: the error was
+    // pending confirmation, and none of the window fields existed.
+    let mut sim = Sim::start(idle());
+    sim.poll(json!({"timeout": 300, "error_description": "A"}));
+    let mut old = serde_json::to_value(sim.state()).unwrap();
+    old["offline"] = json!({"pending_since": t(30), "alerted_at": t(30), "clear_polls": 0,
+                            "clear_since": null, "last_timeout": 300.0});
+    old["error"] = json!({"pending": "A", "pending_polls": 1, "pending_since": t(30),
+                          "alerted": null, "alerted_since": null, "last_sent": null});
+    let state: MachineState = serde_json::from_value(old).unwrap();
+    assert_eq!(state.offline.pending_after, None);
+    assert_eq!(state.offline.clearing, machine::ClearStreak::default());
+    sim.state = Some(state);
+    // The pending error is reported at once under the new rule; the offline episode ends
+    // after two clean polls with a window from the first of them.
+    let events = sim.poll(json!({"timeout": 0, "error_description": "A"})); // t60
+    assert_eq!(kinds(&events), vec!["machine_error"]);
+    let events = sim.poll(json!({"timeout": 0})); // t90
+    assert_eq!(kinds(&events), vec!["machine_recovered"]);
+    assert_eq!(events[0].since, Some(t(30)));
+}
+
+#[test]
 fn garbage_numbers_and_missing_fields_do_not_panic_or_invent_events() {
     let mut sim = running_d();
     let events = sim.poll(json!({
