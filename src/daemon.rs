@@ -61,10 +61,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         let globals = loaded.globals.clone();
         let store = open_store(&globals.state_dir)?;
         let sup_opts = SupervisorOptions {
-            client: opts
-                .poll_interval_override
-                .map(ClientOptions::for_short_polls)
-                .unwrap_or_default(),
+            client: opts.poll_interval_override.map(ClientOptions::for_short_polls).unwrap_or_default(),
             account_overrides: AccountOverrides {
                 poll_interval: opts.poll_interval_override,
                 offline_grace: opts.offline_grace_override,
@@ -72,8 +69,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             ..SupervisorOptions::default()
         };
         let (status_tx, status_rx) = tokio::sync::watch::channel(PublishedStatus::default());
-        let supervisor =
-            Supervisor::from_config(&loaded, store.clone(), sup_opts).with_status(status_tx);
+        let supervisor = Supervisor::from_config(&loaded, store.clone(), sup_opts).with_status(status_tx);
         let metrics_server = match globals.http_listen {
             Some(addr) => {
                 let server = crate::metrics::serve(addr, supervisor.metrics())
@@ -88,31 +84,19 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         let supervisor = supervisor.start();
         // READY=1 goes out with the first status snapshot, once every account has loaded its state.
         let announce = actix::spawn(systemd::announce(status_rx.clone()));
-        let watchdog =
-            systemd::watchdog_interval().map(|every| actix::spawn(systemd::watchdog(every)));
+        let watchdog = systemd::watchdog_interval().map(|every| actix::spawn(systemd::watchdog(every)));
         let control = control::serve(
             &globals.control_socket,
-            ControlContext {
-                status: status_rx,
-                store,
-                supervisor: Some(supervisor.clone()),
-                demand,
-            },
+            ControlContext { status: status_rx, store, supervisor: Some(supervisor.clone()), demand },
         )
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the control socket {}",
-                globals.control_socket.display()
-            )
-        })?;
+        .with_context(|| format!("cannot open the control socket {}", globals.control_socket.display()))?;
         while let Some(signal) = signals.next().await {
             if signal != SIGHUP {
                 break;
             }
             match supervisor.send(Reload).await {
-                // The supervisor logged what the reload changed or rejected.
-                Ok(Ok(_)) => tracing::debug!("SIGHUP: reload done"),
+                Ok(Ok(report)) => tracing::debug!(changes = %report.lines().join("; "), "SIGHUP: reload done (the supervisor logs what changed)"),
                 Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: reload failed"),
                 Err(e) => tracing::error!(error = %e, "SIGHUP: supervisor unreachable"),
             }
@@ -120,10 +104,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         announce.abort();
         systemd::notify_stopping();
         tracing::info!("stopping: draining notifications");
-        supervisor
-            .send(Shutdown)
-            .await
-            .context("supervisor stopped unexpectedly")?;
+        supervisor.send(Shutdown).await.context("supervisor stopped unexpectedly")?;
         control.abort();
         if let Some(w) = watchdog {
             w.abort();
