@@ -1,7 +1,9 @@
 //! The daemon side of the control socket.
 
 use super::protocol::{ControlRequest, PublishedStatus};
-use crate::actors::supervisor::{NotifyTest, RefreshStatus, Reload, StatusDemand, Supervisor};
+use crate::actors::supervisor::{
+    NotifyTest, NotifyTestError, RefreshStatus, Reload, StatusDemand, Supervisor,
+};
 use crate::store::StoreHandle;
 use actix::Addr;
 use serde_json::json;
@@ -141,7 +143,10 @@ async fn handle(stream: UnixStream, ctx: ControlContext) -> std::io::Result<()> 
             };
             let reply = match sup.send(NotifyTest { target }).await {
                 Ok(Ok(answer)) => json!({"ok": true, "answer": answer}),
-                Ok(Err(e)) => json!({"ok": false, "error": e}),
+                Ok(Err(e @ NotifyTestError::UnknownTarget { .. })) => {
+                    json!({"ok": false, "error": e.to_string(), "usage": true})
+                }
+                Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
                 Err(e) => json!({"ok": false, "error": e.to_string()}),
             };
             write_line(&mut write, &reply).await

@@ -161,7 +161,7 @@ impl AccountActor {
     /// The state shown in status and metrics: the polling health, or "degraded" when polling
     /// works but some machine's or instance's actor is backing off.
     pub(super) fn status_state(&self) -> &'static str {
-        let health = self.health.as_str();
+        let health = self.health.state.as_str();
         if health == "ok" && self.restart_logs.values().any(|l| l.degraded()) {
             "degraded"
         } else {
