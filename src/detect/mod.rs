@@ -102,6 +102,7 @@
 //! [`machine_summary`]; `machine_removed` `rentals_ended, last_seen`.
 
 pub mod machine;
+pub mod recorded;
 pub mod rental;
 // The account itself: its polling health.
 pub mod health;
@@ -113,6 +114,10 @@ pub mod money;
 pub use machine::{
     machine_missing, machine_summary, observe_machine, ErrorState, MachineState, MachineSummary,
     OfflineState,
+};
+pub use recorded::{
+    machine_from_record, RecordProblem, RecordedGpuSegment, RecordedMachine, RecordedRental,
+    RecordedStorageSegment,
 };
 pub use rental::{GpuSegment, Rental, RentalBook, RentalStatus, RentalSummary, StorageSegment};
 
