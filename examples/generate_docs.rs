@@ -5,7 +5,8 @@
 //!   definitions in `src/cli.rs` (clap_mangen);
 //! - `vast-supervisor.toml.5`, from the configuration reference `docs/CONFIGURATION.md`, which
 //!   stays the one place the configuration is documented;
-//! - bash, zsh and fish completions (clap_complete).
+//! - bash, zsh and fish completions (`vast_supervisor::completions`, which `vast-supervisor
+//!   completions SHELL` prints too).
 //!
 //! ```sh
 //! cargo run --example generate_docs              # rewrite the committed files
@@ -16,13 +17,12 @@
 //! file only renders: the command line and the reference text live in their own files.
 
 use clap::{CommandFactory, Parser};
-use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use clap_mangen::Man;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use vast_supervisor::cli::Cli;
+use vast_supervisor::completions::{self, Shell};
 
 /// The configuration reference, relative to the repository.
 pub const CONFIG_REFERENCE: &str = "docs/CONFIGURATION.md";
@@ -78,50 +78,15 @@ pub fn generate_all(repo: &Path) -> Result<Generated, GenerateError> {
         Path::new(MAN_DIR).join(format!("{BIN}.toml.5")),
         config_page.into_bytes(),
     );
-    let completion_cmd = without_hidden_args(&cmd);
-    files.insert(
-        Path::new(COMPLETIONS_DIR).join(format!("{BIN}.bash")),
-        bash_completion(&completion_cmd)?,
-    );
     for (shell, file_name) in [
+        (Shell::Bash, format!("{BIN}.bash")),
         (Shell::Zsh, format!("_{BIN}")),
         (Shell::Fish, format!("{BIN}.fish")),
     ] {
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut completion_cmd.clone(), BIN, &mut script);
+        let script = completions::script(shell).map_err(GenerateError::Completion)?;
         files.insert(Path::new(COMPLETIONS_DIR).join(file_name), script);
     }
     Ok(files)
-}
-
-/// The bash script, generated for `vast_supervisor` and registered for `vast-supervisor`.
-/// clap_complete spells the state of a hyphenated program name two different ways, so options
-/// after a command never complete (clap-rs/clap#6421); a name without the hyphen avoids it.
-/// The script matches the program by its first word, whatever it is called.
-fn bash_completion(cmd: &clap::Command) -> Result<Vec<u8>, GenerateError> {
-    let generated_name = BIN.replace('-', "_");
-    let mut script = Vec::new();
-    clap_complete::generate(Shell::Bash, &mut cmd.clone(), &generated_name, &mut script);
-    let script = String::from_utf8_lossy(&script);
-    let registration = format!(" {generated_name}\n");
-    let mut registered = 0;
-    let renamed: String = script
-        .split_inclusive('\n')
-        .map(|line| {
-            if line.trim_start().starts_with("complete -F") && line.ends_with(&registration) {
-                registered += 1;
-                format!("{} {BIN}\n", &line[..line.len() - registration.len()])
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    if registered == 0 {
-        return Err(GenerateError::Completion(
-            "the bash script has no `complete -F ...` line to register vast-supervisor with".into(),
-        ));
-    }
-    Ok(renamed.into_bytes())
 }
 
 /// What differs between the generated files and the repository: files missing or different,
@@ -193,44 +158,6 @@ fn unexpected_files(repo: &Path, generated: &Generated) -> Result<Vec<PathBuf>, 
     }
     extra.sort();
     Ok(extra)
-}
-
-/// clap_complete offers hidden arguments too. The test-only flags of `run` must not reach
-/// users' shells, so the completions come from a copy of the command line without them.
-fn without_hidden_args(cmd: &clap::Command) -> clap::Command {
-    // Without clap's `string` feature a command name must be a `&'static str`: the copies
-    // borrow theirs from this list of every name in the tree.
-    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-    fn collect(cmd: &clap::Command, names: &mut Vec<String>) {
-        names.push(cmd.get_name().to_string());
-        for sub in cmd.get_subcommands() {
-            collect(sub, names);
-        }
-    }
-    let names = NAMES.get_or_init(|| {
-        let mut names = Vec::new();
-        collect(&Cli::command(), &mut names);
-        names
-    });
-    let name: &'static str = names
-        .iter()
-        .find(|n| n.as_str() == cmd.get_name())
-        .map(String::as_str)
-        .unwrap_or(BIN);
-    let mut copy = clap::Command::new(name)
-        .args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned())
-        .subcommands(
-            cmd.get_subcommands()
-                .filter(|s| !s.is_hide_set())
-                .map(without_hidden_args),
-        );
-    if let Some(about) = cmd.get_about() {
-        copy = copy.about(about.clone());
-    }
-    if cmd.get_version().is_some() {
-        copy = copy.version(env!("CARGO_PKG_VERSION"));
-    }
-    copy
 }
 
 // ---- section 1: the command line ----------------------------------------------------------------

@@ -5,6 +5,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The environment variable that sets `--config` when the flag is not given.
+pub const CONFIG_ENV: &str = "VAST_SUPERVISOR_CONFIG";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vast-supervisor",
@@ -14,7 +17,13 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Configuration directory holding vast-supervisor.toml and conf.d/*.toml
-    #[arg(long, global = true, value_name = "DIR", default_value = crate::config::DEFAULT_CONFIG_DIR)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = CONFIG_ENV,
+        default_value = crate::config::DEFAULT_CONFIG_DIR
+    )]
     pub config: PathBuf,
 
     /// Control socket of the running daemon (default: control_socket of the configuration, else
@@ -112,6 +121,45 @@ pub enum Command {
         /// Scenario file (TOML); default: the demo scenario
         #[arg(long, value_name = "FILE")]
         scenario: Option<PathBuf>,
+    },
+    /// Convert another monitor's configuration and state into vast-supervisor's (moving in)
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell to complete for
+        shell: crate::completions::Shell,
+    },
+}
+
+/// The tools `import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// vast-monitor: its config.json into a conf.d file (key and target URLs in 0600 files),
+    /// and with --snapshots its state files into the state database, so rentals in progress
+    /// keep their start time and are not announced again
+    VastMonitor {
+        /// vast-monitor's config.json
+        #[arg(value_name = "CONFIG.json")]
+        config_json: PathBuf,
+        /// Configuration directory to write conf.d/, keys/ and secrets/ into (created if missing)
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// vast-monitor's state directory (rental_snapshot.json, machine_snapshots/)
+        #[arg(long, value_name = "DIR")]
+        snapshots: Option<PathBuf>,
+        /// Name of the account in vast-supervisor (names must be unique across conf.d)
+        #[arg(long, value_name = "NAME", default_value = "vast-monitor")]
+        account: String,
+        /// State directory to import the snapshots into (default: state_dir of
+        /// DIR/vast-supervisor.toml, else /var/lib/vast-supervisor)
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Replace the files of an earlier import instead of refusing
+        #[arg(long)]
+        force: bool,
     },
 }
 
