@@ -188,7 +188,10 @@ fn command_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
         .section(|m, w| m.render_description_section(w))
         .section(|m, w| m.render_options_section(w))
         .section(|m, w| m.render_subcommands_section(w))
+        .roff(signals_section())
+        .roff(environment_section())
         .roff(files_section())
+        .roff(http_section())
         .roff(exit_status_section())
         .roff(see_also_section(&see_also))
         .section(|m, w| m.render_version_section(w))
@@ -205,6 +208,14 @@ fn command_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
             .section(|m, w| m.render_description_section(w));
         if has_options {
             page = page.section(|m, w| m.render_options_section(w));
+        }
+        // The daemon's own page says what the running process reads, answers and obeys.
+        if command.get_name() == "run" {
+            page = page
+                .roff(signals_section())
+                .roff(environment_section())
+                .roff(files_section())
+                .roff(http_section());
         }
         let page = page
             .roff(exit_status_section())
@@ -265,48 +276,125 @@ fn title_line(title: &str, section: &str, source: &str) -> Roff {
     roff
 }
 
-fn files_section() -> Roff {
+/// `.TP` entries under a section heading.
+fn definitions(heading: &str, entries: &[(&str, &str)], term: impl Fn(&str) -> Inline) -> Roff {
     let mut roff = Roff::new();
-    roff.control("SH", ["FILES"]);
-    for (path, what) in [
-        (
-            "/etc/vast-supervisor/vast-supervisor.toml",
-            "The main configuration file (global settings), see vast-supervisor.toml(5).",
-        ),
-        (
-            "/etc/vast-supervisor/conf.d/*.toml",
-            "Accounts and notification targets, read in byte-wise order of their names.",
-        ),
-        (
-            "/var/lib/vast-supervisor",
-            "The state directory (state_dir): snapshots and the queue of undelivered events.",
-        ),
-        (
-            "/run/vast-supervisor/control.sock",
-            "The control socket (control_socket) of the commands that talk to the running daemon.",
-        ),
-    ] {
+    roff.control("SH", [heading]);
+    for (name, what) in entries {
         roff.control("TP", []);
-        roff.text([italic(path)]);
-        roff.text([roman(what)]);
+        roff.text([term(name)]);
+        roff.text([roman(*what)]);
     }
     roff
 }
 
+fn signals_section() -> Roff {
+    definitions(
+        "SIGNALS",
+        &[
+            (
+                "SIGHUP",
+                "Reload the configuration, file by file: a file with a problem is rejected alone and \
+                 its previous version stays in force (the same as vast-supervisor reload).",
+            ),
+            (
+                "SIGTERM, SIGINT",
+                "Stop polling, deliver what can be delivered within a few seconds, keep the rest \
+                 queued in the state directory for the next start, send supervisor_stop and exit 0.",
+            ),
+        ],
+        |t| bold(t),
+    )
+}
+
+fn environment_section() -> Roff {
+    definitions(
+        "ENVIRONMENT",
+        &[
+            (
+                "VAST_SUPERVISOR_CONFIG",
+                "The configuration directory when --config is not given.",
+            ),
+            (
+                "RUST_LOG",
+                "A log filter (for example vast_supervisor=debug) that overrides -v and -q.",
+            ),
+            (
+                "NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID",
+                "Set by systemd for Type=notify: READY, RELOADING, STOPPING and STATUS \
+                 notifications, and a watchdog ping every half of WatchdogSec=.",
+            ),
+            (
+                "JOURNAL_STREAM",
+                "Set by systemd; when it names stderr, log lines start with a <N> syslog priority \
+                 and carry no timestamp. Colours are used only when stderr is a terminal.",
+            ),
+            (
+                "api_key_env, url_env",
+                "Configuration keys that name further variables holding secrets, see \
+                 vast-supervisor.toml(5).",
+            ),
+        ],
+        |t| bold(t),
+    )
+}
+
+fn http_section() -> Roff {
+    definitions(
+        "HTTP ENDPOINTS",
+        &[
+            (
+                "GET /health",
+                "With http_listen set: 200 and {\"status\": \"ok\", \"accounts\": [...]} while \
+                 the daemon runs, 503 when every configured account is stale or failing \
+                 authentication. For load balancers and container health checks.",
+            ),
+            (
+                "GET /metrics",
+                "Prometheus text format: polls and poll errors by account, events by kind, sends and \
+                 failed sends by target, queue depths, restarts and configuration reloads.",
+            ),
+        ],
+        |t| bold(t),
+    )
+}
+
+fn files_section() -> Roff {
+    definitions(
+        "FILES",
+        &[
+            (
+                "/etc/vast-supervisor/vast-supervisor.toml",
+                "The main configuration file (global settings), see vast-supervisor.toml(5).",
+            ),
+            (
+                "/etc/vast-supervisor/conf.d/*.toml",
+                "Accounts and notification targets, read in byte-wise order of their names.",
+            ),
+            (
+                "/var/lib/vast-supervisor",
+                "The state directory (state_dir): snapshots and the queue of undelivered events.",
+            ),
+            (
+                "/run/vast-supervisor/control.sock",
+                "The control socket (control_socket) of the commands that talk to the running daemon.",
+            ),
+        ],
+        |t| italic(t),
+    )
+}
+
 fn exit_status_section() -> Roff {
-    let mut roff = Roff::new();
-    roff.control("SH", ["EXIT STATUS"]);
-    for (code, meaning) in [
-        ("0", "Success."),
-        ("1", "Runtime failure."),
-        ("2", "Usage or configuration error (check found a problem)."),
-        ("3", "The daemon is not reachable over its control socket."),
-    ] {
-        roff.control("TP", []);
-        roff.text([bold(code)]);
-        roff.text([roman(meaning)]);
-    }
-    roff
+    definitions(
+        "EXIT STATUS",
+        &[
+            ("0", "Success."),
+            ("1", "Runtime failure."),
+            ("2", "Usage or configuration error (check found a problem)."),
+            ("3", "The daemon is not reachable over its control socket."),
+        ],
+        |t| bold(t),
+    )
 }
 
 fn see_also_section(pages: &[String]) -> Roff {

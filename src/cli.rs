@@ -122,35 +122,27 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         scenario: Option<PathBuf>,
     },
-    /// Convert another monitor's configuration and state into vast-supervisor's (moving in)
+    /// Move in from vast-monitor: its configuration and state become vast-supervisor's
+    ///
+    /// config.json becomes a conf.d file, with the API key and the target URLs in 0600 files
+    /// under DIR (never printed). With --snapshots its state files go into the state database,
+    /// so rentals in progress keep their start time and are not announced again. What cannot be
+    /// converted is reported item by item; existing files are not replaced without --force.
     Import {
-        #[command(subcommand)]
+        /// The tool to move in from
+        #[arg(value_enum, value_name = "TOOL")]
         from: ImportFrom,
-    },
-    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
-    Completions {
-        /// The shell to complete for
-        shell: crate::completions::Shell,
-    },
-}
-
-/// The tools `import` reads.
-#[derive(Debug, Subcommand)]
-pub enum ImportFrom {
-    /// vast-monitor: its config.json into a conf.d file (key and target URLs in 0600 files),
-    /// and with --snapshots its state files into the state database, so rentals in progress
-    /// keep their start time and are not announced again
-    VastMonitor {
-        /// vast-monitor's config.json
+        /// Its configuration file (vast-monitor: config.json)
         #[arg(value_name = "CONFIG.json")]
         config_json: PathBuf,
         /// Configuration directory to write conf.d/, keys/ and secrets/ into (created if missing)
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
-        /// vast-monitor's state directory (rental_snapshot.json, machine_snapshots/)
+        /// Its state directory (vast-monitor: the directory of config.json, with
+        /// rental_snapshot.json and machine_snapshots/)
         #[arg(long, value_name = "DIR")]
         snapshots: Option<PathBuf>,
-        /// Name of the account in vast-supervisor (names must be unique across conf.d)
+        /// Name of the account in vast-supervisor (names are unique across conf.d)
         #[arg(long, value_name = "NAME", default_value = "vast-monitor")]
         account: String,
         /// State directory to import the snapshots into (default: state_dir of
@@ -161,6 +153,18 @@ pub enum ImportFrom {
         #[arg(long)]
         force: bool,
     },
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell to complete for
+        shell: crate::completions::Shell,
+    },
+}
+
+/// The tools `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFrom {
+    /// begna112/vast-monitor (one account per config.json, Apprise targets)
+    VastMonitor,
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {

@@ -75,15 +75,13 @@ fn main() -> ExitCode {
             return ExitCode::from(logs_command::main(opts));
         }
         Command::Import {
-            from:
-                ImportFrom::VastMonitor {
-                    config_json,
-                    to,
-                    snapshots,
-                    account,
-                    state_dir,
-                    force,
-                },
+            from: ImportFrom::VastMonitor,
+            config_json,
+            to,
+            snapshots,
+            account,
+            state_dir,
+            force,
         } => {
             let opts = import::VastMonitorImport {
                 config_json,

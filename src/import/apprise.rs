@@ -169,10 +169,12 @@ pub fn convert(url: &str) -> Result<Converted, String> {
         "gotify" | "gotifys" => gotify(parts, &mut out.notes)?,
         "mailto" | "mailtos" => email(parts, &mut out.notes)?,
         "json" | "jsons" => webhook(parts, &mut out)?,
-        "form" | "forms" | "xml" | "xmls" => return Err(format!(
+        "form" | "forms" | "xml" | "xmls" => {
+            return Err(format!(
             "{} webhooks (form or XML bodies) have no equivalent: json:// posts each event as JSON",
             scheme_label(url)
-        )),
+        ))
+        }
         _ => {
             return Err(format!(
                 "the Apprise service {} has no vast-supervisor target (supported: discord, slack, \
