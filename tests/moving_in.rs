@@ -90,6 +90,10 @@ fn check(config: &Path) {
 fn the_example_configuration_converts_with_its_secrets_in_0600_files() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_main_config(dir.path(), "");
+    // keys/ as the packages make it: the daemon's group (an arbitrary gid here; root may use any).
+    std::fs::create_dir_all(config.join("keys")).unwrap();
+    const DAEMON_GID: u32 = 4321;
+    let as_root = std::os::unix::fs::chown(config.join("keys"), None, Some(DAEMON_GID)).is_ok();
     let (code, out, err) = import("examples", &config, &[]);
     assert_eq!(code, Some(0), "{out}\n{err}");
 
@@ -106,6 +110,12 @@ fn the_example_configuration_converts_with_its_secrets_in_0600_files() {
         "mailtos://SMTP_USER:SMTP_PASSWORD@smtp.example.com:587?to=alerts@example.com&from=monitor@example.com"
     );
     let file = config.join("conf.d/50-alice.toml");
+    assert_eq!(mode(&file), 0o640);
+    if as_root {
+        use std::os::unix::fs::MetadataExt;
+        let gid = std::fs::metadata(&file).unwrap().gid();
+        assert_eq!(gid, DAEMON_GID, "the conf.d file is readable by the daemon's group");
+    }
     let text = std::fs::read_to_string(&file).unwrap();
     for secret in SECRETS {
         assert!(
@@ -435,4 +445,252 @@ async fn the_daemon_continues_imported_rentals_without_a_second_start() {
         .collect();
     assert_eq!(starts, ["m67890-0033"], "the only start is the new rental");
     daemon.terminate();
+}
+
+// ---- running anywhere: the container file, compose and Kubernetes examples ----------------------
+
+fn repo_file(relative: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(relative))
+        .unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+fn yaml_documents(relative: &str) -> Vec<serde_yaml_ng::Value> {
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(&repo_file(relative))
+        .map(|doc| serde_yaml_ng::Value::deserialize(doc).unwrap_or_else(|e| panic!("{relative}: {e}")))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// The instructions of a Dockerfile: (keyword, arguments), continuation lines joined.
+fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
+    let mut joined: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(part) => current.push_str(part),
+            None => {
+                current.push_str(trimmed);
+                joined.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    joined
+        .into_iter()
+        .map(|l| {
+            let (keyword, args) = l.split_once(char::is_whitespace).unwrap_or((&l, ""));
+            (keyword.to_ascii_uppercase(), args.trim().to_string())
+        })
+        .collect()
+}
+
+/// The command a container runs: ENTRYPOINT then CMD, both in exec (JSON) form.
+fn exec_form(args: &str) -> Vec<String> {
+    serde_json::from_str(args).unwrap_or_else(|e| panic!("exec form expected, got {args}: {e}"))
+}
+
+const DAEMON: [&str; 4] = ["/usr/bin/vast-supervisor", "run", "--config", "/etc/vast-supervisor"];
+
+#[test]
+fn the_container_file_builds_in_stages_and_runs_with_the_package_paths() {
+    let instructions = dockerfile_instructions(&repo_file("examples/container/Dockerfile"));
+    let all = |keyword: &str| -> Vec<String> {
+        instructions
+            .iter()
+            .filter(|(k, _)| k == keyword)
+            .map(|(_, a)| a.clone())
+            .collect()
+    };
+    let froms = all("FROM");
+    assert!(froms.len() >= 2 && froms[0].ends_with(" AS build"), "multi-stage: {froms:?}");
+    assert!(
+        all("COPY").contains(&"--from=build /usr/local/bin/vast-supervisor /usr/bin/vast-supervisor".to_string()),
+        "the binary comes from the build stage to the packages' path"
+    );
+    for source in all("COPY").iter().filter(|a| !a.starts_with("--from")) {
+        let source = source.split_whitespace().next().unwrap();
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(source).exists(),
+            "COPY {source}: not in the repository"
+        );
+    }
+    let user = all("USER");
+    assert_eq!(user, ["vast-supervisor"], "runs as the non-root user");
+    assert_eq!(all("VOLUME"), ["/var/lib/vast-supervisor"]);
+    assert_eq!(all("EXPOSE"), ["9477"]);
+    let health = all("HEALTHCHECK").join(" ");
+    assert!(health.contains("http://127.0.0.1:9477/health"), "{health}");
+    let mut command = exec_form(&all("ENTRYPOINT")[0]);
+    command.extend(exec_form(&all("CMD")[0]));
+    assert_eq!(command, DAEMON);
+
+    // The image's main file: state on the volume, /health on the exposed port, and it passes check.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vast-supervisor.toml"),
+        repo_file("examples/container/vast-supervisor.toml"),
+    )
+    .unwrap();
+    let loaded = vast_supervisor::config::load_dir(dir.path());
+    assert!(loaded.is_valid(), "{:?}", loaded.diagnostics());
+    assert_eq!(loaded.globals.state_dir, Path::new("/var/lib/vast-supervisor"));
+    assert!(loaded.globals.control_socket.starts_with("/run/vast-supervisor"));
+    assert_eq!(loaded.globals.http_listen.map(|a| a.port()), Some(9477));
+}
+
+#[test]
+fn compose_mounts_the_package_paths_and_checks_health() {
+    let docs = yaml_documents("examples/container/compose.yaml");
+    let service = &docs[0]["services"]["vast-supervisor"];
+    let dockerfile = service["build"]["dockerfile"].as_str().unwrap();
+    assert_eq!(service["build"]["context"].as_str(), Some("../.."));
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(dockerfile).is_file());
+    let command: Vec<&str> = service["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(command, DAEMON[1..]);
+    let volumes: Vec<&str> = service["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for target in ["/etc/vast-supervisor/conf.d", "/etc/vast-supervisor/keys", "/var/lib/vast-supervisor"] {
+        assert!(
+            volumes.iter().any(|v| v.split(':').nth(1) == Some(target)),
+            "{target} is not mounted: {volumes:?}"
+        );
+    }
+    let test = serde_yaml_ng::to_string(&service["healthcheck"]["test"]).unwrap();
+    assert!(test.contains("http://127.0.0.1:9477/health"), "{test}");
+    let ports = serde_yaml_ng::to_string(&service["ports"]).unwrap();
+    assert!(ports.contains("9477:9477"), "{ports}");
+}
+
+#[test]
+fn the_kubernetes_example_puts_each_account_on_one_shard_with_its_own_volume() {
+    use serde_yaml_ng::Value;
+    let docs = yaml_documents("examples/kubernetes/vast-supervisor.yaml");
+    let kind = |k: &str| -> &Value {
+        docs.iter()
+            .find(|d| d["kind"].as_str() == Some(k))
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    let (config_map, secret, sts) = (kind("ConfigMap"), kind("Secret"), kind("StatefulSet"));
+    kind("Service");
+    let spec = &sts["spec"];
+    let pod = &spec["template"]["spec"];
+    let container = &pod["containers"][0];
+    let mut command: Vec<String> = serde_yaml_ng::from_value(container["command"].clone()).unwrap();
+    command.extend(serde_yaml_ng::from_value::<Vec<String>>(container["args"].clone()).unwrap());
+    assert_eq!(command[..4], DAEMON);
+    let mounts: Vec<(String, String)> = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().into(), m["mountPath"].as_str().unwrap().into()))
+        .collect();
+    let mounted_at = |path: &str| {
+        mounts
+            .iter()
+            .find(|(_, p)| p == path)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| panic!("nothing mounted at {path}"))
+    };
+    // The state: one claim per replica.
+    let claims: Vec<&str> = spec["volumeClaimTemplates"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(claims, [mounted_at("/var/lib/vast-supervisor").as_str()]);
+    // The keys: the Secret.
+    let volume = |name: &str| {
+        pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no volume {name}"))
+            .clone()
+    };
+    assert_eq!(
+        volume(&mounted_at("/etc/vast-supervisor/keys"))["secret"]["secretName"],
+        secret["metadata"]["name"]
+    );
+    mounted_at("/etc/vast-supervisor/conf.d");
+    // /health on the container's port.
+    let port = container["ports"][0]["containerPort"].as_u64();
+    assert_eq!(port, Some(9477));
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"].as_str(), Some("/health"));
+
+    // The shards: run the init container's script for each replica on the ConfigMap's files, then
+    // `check` each replica's configuration with the Secret's keys and environment.
+    let work = tempfile::tempdir().unwrap();
+    let sharded = work.path().join("sharded-conf");
+    std::fs::create_dir_all(&sharded).unwrap();
+    let mut all_accounts = std::collections::BTreeSet::new();
+    for (name, text) in config_map["data"].as_mapping().unwrap() {
+        let (name, text) = (name.as_str().unwrap(), text.as_str().unwrap());
+        std::fs::write(sharded.join(name), text).unwrap();
+        if text.contains("[[account]]") {
+            all_accounts.insert(name.split_once("--").unwrap().1.to_string());
+        }
+    }
+    let init = &pod["initContainers"][0];
+    let script = init["args"][0].as_str().unwrap();
+    let secret_value = |key: &str| secret["stringData"][key].as_str().unwrap().to_string();
+    let replicas = spec["replicas"].as_u64().unwrap();
+    assert!(replicas >= 2, "the example shards");
+    let mut seen = std::collections::BTreeMap::new();
+    for ordinal in 0..replicas {
+        let config = work.path().join(format!("replica-{ordinal}"));
+        let conf_d = config.join("conf.d");
+        std::fs::create_dir_all(&conf_d).unwrap();
+        let status = Command::new("sh")
+            .args(["-c", script])
+            .env("POD_NAME", format!("vast-supervisor-{ordinal}"))
+            .env("SHARDED_CONF", &sharded)
+            .env("CONF_D", &conf_d)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the init script fails for replica {ordinal}");
+        let keys = config.join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        for key in secret["stringData"].as_mapping().unwrap().keys() {
+            let key = key.as_str().unwrap();
+            std::fs::write(keys.join(key), secret_value(key)).unwrap();
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_vast-supervisor"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .env("DISCORD_URL", secret_value("discord-url"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "replica {ordinal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for entry in std::fs::read_dir(&conf_d).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if all_accounts.contains(&name) {
+                assert!(seen.insert(name.clone(), ordinal).is_none(), "{name} is on two shards");
+            }
+        }
+    }
+    assert_eq!(
+        seen.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        all_accounts,
+        "every account is on a shard"
+    );
 }

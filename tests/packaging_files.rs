@@ -165,8 +165,9 @@ fn the_maintainer_scripts_are_valid_shell() {
         "packaging/rpm/pre_uninstall.sh",
         "packaging/rpm/post_uninstall.sh",
         "packaging/check-deb.sh",
+        "packaging/check-rpm.sh",
     ] {
-        let shell = if script.ends_with("check-deb.sh") {
+        let shell = if script.starts_with("packaging/check-") {
             "bash"
         } else {
             "sh"
@@ -301,6 +302,7 @@ fn rpm_assets(metadata: &toml::Value) -> Vec<(Asset, &toml::Value)> {
         .as_array()
         .expect("rpm assets")
         .iter()
+        .filter(|a| a.get("dir").and_then(toml::Value::as_bool) != Some(true))
         .map(|a| {
             let field = |k: &str| a[k].as_str().expect("string").to_string();
             let (source, dest) = (field("source"), field("dest"));
@@ -346,8 +348,6 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
             "/etc/vast-supervisor/vast-supervisor.toml",
             "640",
         ),
-        ("packaging/man/*.1", "/usr/share/man/man1/*.1", "644"),
-        ("packaging/man/*.5", "/usr/share/man/man5/*.5", "644"),
         (
             "packaging/completions/vast-supervisor.bash",
             "/usr/share/bash-completion/completions/vast-supervisor",
@@ -366,6 +366,16 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
         (
             "docs/CONFIGURATION.md",
             "/usr/share/doc/vast-supervisor/CONFIGURATION.md",
+            "644",
+        ),
+        (
+            "docs/EVENTS.md",
+            "/usr/share/doc/vast-supervisor/EVENTS.md",
+            "644",
+        ),
+        (
+            "docs/DEPLOYMENT.md",
+            "/usr/share/doc/vast-supervisor/DEPLOYMENT.md",
             "644",
         ),
     ]
@@ -389,6 +399,25 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
         assert!(
             rpm.iter().any(|(a, _)| a == asset),
             "the .rpm lacks {asset:?}"
+        );
+    }
+    // Man pages: cargo-deb compresses them itself; cargo-generate-rpm packages them as they are,
+    // so the .rpm takes the copies packaging/check-rpm.sh gzips into target/man/.
+    for section in ["1", "5"] {
+        let deb_pages = Asset {
+            source: format!("packaging/man/*.{section}"),
+            dest: format!("/usr/share/man/man{section}/*.{section}"),
+            mode: "644".into(),
+        };
+        assert!(deb.contains(&deb_pages), "the .deb lacks {deb_pages:?}");
+        let rpm_pages = Asset {
+            source: format!("target/man/*.{section}.gz"),
+            dest: format!("/usr/share/man/man{section}/*.{section}.gz"),
+            mode: "644".into(),
+        };
+        assert!(
+            rpm.iter().any(|(a, _)| *a == rpm_pages),
+            "the .rpm lacks {rpm_pages:?}"
         );
     }
     // Where the two distributions differ: zsh's directory, and the license (Debian's is
@@ -472,4 +501,66 @@ fn the_deb_installs_the_service_disabled_and_stopped() {
     {
         assert!(command.starts_with("systemctl daemon-reload"), "{command}");
     }
+}
+
+#[test]
+fn the_rpm_owns_its_directories_and_both_packages_have_a_short_synopsis() {
+    let metadata = cargo_metadata();
+    let rpm = &metadata["package"]["metadata"]["generate-rpm"];
+    let owned: Vec<(&str, &str, Option<&str>)> = rpm["assets"]
+        .as_array()
+        .expect("rpm assets")
+        .iter()
+        .filter(|a| a.get("dir").and_then(toml::Value::as_bool) == Some(true))
+        .map(|a| {
+            (
+                a["dest"].as_str().unwrap(),
+                a["mode"].as_str().unwrap(),
+                a.get("group").and_then(toml::Value::as_str),
+            )
+        })
+        .collect();
+    for dir in [
+        "/etc/vast-supervisor",
+        "/etc/vast-supervisor/conf.d",
+        "/usr/share/doc/vast-supervisor",
+        "/usr/share/licenses/vast-supervisor",
+    ] {
+        assert!(owned.iter().any(|(d, _, _)| *d == dir), "the .rpm does not own {dir}");
+    }
+    // keys/ and secrets/ as tmpfiles.d creates them: 0750 root:vast-supervisor.
+    let tmpfiles = read("packaging/tmpfiles.d/vast-supervisor.conf");
+    for dir in ["keys", "secrets"] {
+        let dest = format!("/etc/vast-supervisor/{dir}");
+        assert!(
+            owned.contains(&(dest.as_str(), "750", Some("vast-supervisor"))),
+            "{dest}: {owned:?}"
+        );
+        assert!(
+            tmpfiles.lines().any(|l| {
+                l.split_whitespace().take(5).collect::<Vec<_>>()
+                    == ["d", dest.as_str(), "0750", "root", "vast-supervisor"]
+            }),
+            "tmpfiles.d creates {dest} differently:\n{tmpfiles}"
+        );
+    }
+    let synopsis = metadata["package"]["description"].as_str().unwrap();
+    assert!(synopsis.len() < 80 && !synopsis.contains('\n'), "{synopsis}");
+    assert_eq!(rpm["summary"].as_str(), Some(synopsis));
+    assert!(rpm["url"].as_str().is_some_and(|u| u.starts_with("https://")));
+    assert_eq!(rpm["requires"]["systemd"].as_str(), Some("*"));
+}
+
+#[test]
+fn the_unit_asks_for_watchdog_pings_the_daemon_sends_in_time() {
+    let watchdog = unit_lines("WatchdogSec");
+    assert_eq!(watchdog.len(), 1, "one WatchdogSec=");
+    let seconds: u64 = watchdog[0]
+        .strip_suffix('s')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("WatchdogSec={} in seconds", watchdog[0]));
+    // The daemon pings every half of WATCHDOG_USEC; it must not be so short that a busy reload or
+    // a slow disk trips it.
+    assert!(seconds >= 30, "WatchdogSec={seconds}s");
+    assert_eq!(unit_lines("NotifyAccess"), ["main"]);
 }

@@ -118,6 +118,11 @@ pub fn vast_monitor(
             opts.to.join(&output.relative).display(),
             output.mode
         );
+        if output.mode & 0o040 != 0 {
+            if let Some(note) = share_with_daemon_group(&opts.to, &output.relative) {
+                let _ = writeln!(out, "note: {note}");
+            }
+        }
     }
     report_plan(&plan, out);
     match (imported, destination.take()) {
@@ -274,6 +279,26 @@ fn write_file(dir: &Path, output: &Output, replace: bool) -> Result<(), ImportEr
         .map_err(failed)?;
     file.write_all(&output.contents).map_err(failed)?;
     file.sync_all().map_err(failed)
+}
+
+/// A group-readable file takes the group of `keys/` (root:vast-supervisor where the packages
+/// made it), so the daemon reads it as it reads the packaged configuration files.
+fn share_with_daemon_group(dir: &Path, relative: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join(relative);
+    let group = std::fs::metadata(dir.join("keys")).ok()?.gid();
+    if std::fs::metadata(&path).ok()?.gid() == group {
+        return None;
+    }
+    std::os::unix::fs::chown(&path, None, Some(group))
+        .err()
+        .map(|e| {
+            format!(
+                "cannot give {} the group of {} ({e}): the daemon must be able to read it",
+                path.display(),
+                dir.join("keys").display()
+            )
+        })
 }
 
 fn report_plan(plan: &Plan, out: &mut dyn Write) {
