@@ -297,27 +297,56 @@ fn deb_assets(metadata: &toml::Value) -> Vec<Asset> {
         .collect()
 }
 
-fn rpm_assets(metadata: &toml::Value) -> Vec<(Asset, &toml::Value)> {
-    metadata["package"]["metadata"]["generate-rpm"]["assets"]
-        .as_array()
-        .expect("rpm assets")
+const SPEC: &str = "packaging/rpm/vast-supervisor.spec";
+
+/// The lines of one section of the RPM spec (`%install`, `%files`, ...), up to the next one.
+fn spec_section(spec: &str, name: &str) -> Vec<String> {
+    spec.lines()
+        .skip_while(|l| l.trim() != name)
+        .skip(1)
+        .take_while(|l| !l.starts_with('%') || l.starts_with("%attr") || l.starts_with("%dir")
+            || l.starts_with("%config") || l.starts_with("%doc") || l.starts_with("%license"))
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The .rpm's files, from the spec: each `install -D -m MODE SOURCE DEST` (or `-t DIR SOURCES`)
+/// line of `%install`, with the `%files` line that lists it.
+fn rpm_assets() -> Vec<(Asset, String)> {
+    let spec = read(SPEC);
+    let files = spec_section(&spec, "%files");
+    let path = |s: &str| {
+        s.trim_matches('"')
+            .replace("%{_sourcedir}/", "")
+            .replace("%{_sourcedir}\"/", "")
+            .replace("%{buildroot}", "")
+            .replace("%{unitdir}", "/usr/lib/systemd/system")
+    };
+    spec_section(&spec, "%install")
         .iter()
-        .filter(|a| a.get("dir").and_then(toml::Value::as_bool) != Some(true))
-        .map(|a| {
-            let field = |k: &str| a[k].as_str().expect("string").to_string();
-            let (source, dest) = (field("source"), field("dest"));
-            let dest = if dest.ends_with('/') {
-                let file = source.rsplit('/').next().unwrap_or(&source);
-                format!("{dest}{file}")
-            } else {
-                dest
+        .filter(|l| l.starts_with("install -D "))
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let mode = words[3].trim_start_matches('0').to_string();
+            let (source, dest) = match words[4] {
+                "-t" => {
+                    let source = path(words[6]);
+                    let file = source.rsplit('/').next().unwrap().to_string();
+                    (source, format!("{}/{file}", path(words[5])))
+                }
+                _ => (path(words[4]), path(words[5])),
             };
-            let asset = Asset {
-                source,
-                dest,
-                mode: field("mode"),
-            };
-            (asset, a)
+            // A glob is listed by its page names, e.g. vast-supervisor*.1* for *.1.
+            let listed = files
+                .iter()
+                .find(|f| {
+                    let listed = path(f.split_whitespace().last().unwrap());
+                    listed == dest || (dest.contains('*') && listed.starts_with(dest.rsplit_once('/').unwrap().0))
+                })
+                .unwrap_or_else(|| panic!("{SPEC}: {dest} is installed but not in %files"))
+                .clone();
+            (Asset { source, dest, mode }, listed)
         })
         .collect()
 }
@@ -326,7 +355,7 @@ fn rpm_assets(metadata: &toml::Value) -> Vec<(Asset, &toml::Value)> {
 fn the_deb_and_rpm_ship_every_file_with_its_mode() {
     let metadata = cargo_metadata();
     let deb = deb_assets(&metadata);
-    let rpm = rpm_assets(&metadata);
+    let rpm = rpm_assets();
     let mut expected = vec![
         (
             "target/release/vast-supervisor",
@@ -358,6 +387,8 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
             "/usr/share/fish/vendor_completions.d/vast-supervisor.fish",
             "644",
         ),
+        ("packaging/man/*.1", "/usr/share/man/man1/*.1", "644"),
+        ("packaging/man/*.5", "/usr/share/man/man5/*.5", "644"),
         (
             "README.md",
             "/usr/share/doc/vast-supervisor/README.md",
@@ -401,25 +432,8 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
             "the .rpm lacks {asset:?}"
         );
     }
-    // Man pages: cargo-deb compresses them itself; cargo-generate-rpm packages them as they are,
-    // so the .rpm takes the copies packaging/check-rpm.sh gzips into target/man/.
-    for section in ["1", "5"] {
-        let deb_pages = Asset {
-            source: format!("packaging/man/*.{section}"),
-            dest: format!("/usr/share/man/man{section}/*.{section}"),
-            mode: "644".into(),
-        };
-        assert!(deb.contains(&deb_pages), "the .deb lacks {deb_pages:?}");
-        let rpm_pages = Asset {
-            source: format!("target/man/*.{section}.gz"),
-            dest: format!("/usr/share/man/man{section}/*.{section}.gz"),
-            mode: "644".into(),
-        };
-        assert!(
-            rpm.iter().any(|(a, _)| *a == rpm_pages),
-            "the .rpm lacks {rpm_pages:?}"
-        );
-    }
+    // Both compress the man pages: cargo-deb by itself, the spec's %install with gzip.
+    assert!(read(SPEC).contains("gzip -9 -n"));
     // Where the two distributions differ: zsh's directory, and the license (Debian's is
     // /usr/share/doc/vast-supervisor/copyright, generated from LICENSE by cargo-deb).
     let lintian = "/usr/share/lintian/overrides/vast-supervisor";
@@ -449,18 +463,38 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
         && a.dest == "/usr/lib/systemd/system/vast-supervisor.service"
         && a.mode == "644"));
 
+    // Every file's %attr mode is the mode it is installed with.
+    for (asset, listed) in &rpm {
+        let attr = listed
+            .split("%attr(")
+            .nth(1)
+            .and_then(|a| a.split(',').next())
+            .unwrap_or_else(|| panic!("{SPEC}: no %attr in {listed}"));
+        assert_eq!(attr.trim_start_matches('0'), asset.mode, "{listed}");
+    }
     // Configuration holds keys: rpm marks it noreplace and gives it to the daemon's group
     // (the .deb's postinst does the same; dpkg treats /etc files as conffiles by itself).
-    for (asset, table) in &rpm {
+    for (asset, listed) in &rpm {
         if asset.dest.starts_with("/etc/") {
-            assert_eq!(table["config"].as_str(), Some("noreplace"), "{asset:?}");
-            assert_eq!(
-                table["group"].as_str(),
-                Some("vast-supervisor"),
-                "{asset:?}"
+            assert!(
+                listed.starts_with("%config(noreplace) %attr(0640,root,vast-supervisor) "),
+                "{listed}"
             );
             assert_eq!(asset.mode, "640", "{asset:?}");
         }
+    }
+    // The directories of the package are its own (keys/ and secrets/ come from tmpfiles.d).
+    let files = spec_section(&read(SPEC), "%files");
+    for dir in [
+        "/etc/vast-supervisor",
+        "/etc/vast-supervisor/conf.d",
+        "/usr/share/doc/vast-supervisor",
+        "/usr/share/licenses/vast-supervisor",
+    ] {
+        assert!(
+            files.iter().any(|l| l.starts_with("%dir ") && l.ends_with(&format!(" {dir}"))),
+            "{SPEC} does not own {dir}"
+        );
     }
     let postinst = read("packaging/debian/postinst");
     assert!(postinst.contains("chown root:vast-supervisor"));
@@ -504,51 +538,41 @@ fn the_deb_installs_the_service_disabled_and_stopped() {
 }
 
 #[test]
-fn the_rpm_owns_its_directories_and_both_packages_have_a_short_synopsis() {
+fn both_packages_have_a_short_synopsis_a_description_and_a_changelog_for_this_version() {
     let metadata = cargo_metadata();
-    let rpm = &metadata["package"]["metadata"]["generate-rpm"];
-    let owned: Vec<(&str, &str, Option<&str>)> = rpm["assets"]
-        .as_array()
-        .expect("rpm assets")
-        .iter()
-        .filter(|a| a.get("dir").and_then(toml::Value::as_bool) == Some(true))
-        .map(|a| {
-            (
-                a["dest"].as_str().unwrap(),
-                a["mode"].as_str().unwrap(),
-                a.get("group").and_then(toml::Value::as_str),
-            )
-        })
-        .collect();
-    for dir in [
-        "/etc/vast-supervisor",
-        "/etc/vast-supervisor/conf.d",
-        "/usr/share/doc/vast-supervisor",
-        "/usr/share/licenses/vast-supervisor",
-    ] {
-        assert!(owned.iter().any(|(d, _, _)| *d == dir), "the .rpm does not own {dir}");
-    }
-    // keys/ and secrets/ as tmpfiles.d creates them: 0750 root:vast-supervisor.
-    let tmpfiles = read("packaging/tmpfiles.d/vast-supervisor.conf");
-    for dir in ["keys", "secrets"] {
-        let dest = format!("/etc/vast-supervisor/{dir}");
-        assert!(
-            owned.contains(&(dest.as_str(), "750", Some("vast-supervisor"))),
-            "{dest}: {owned:?}"
-        );
-        assert!(
-            tmpfiles.lines().any(|l| {
-                l.split_whitespace().take(5).collect::<Vec<_>>()
-                    == ["d", dest.as_str(), "0750", "root", "vast-supervisor"]
-            }),
-            "tmpfiles.d creates {dest} differently:\n{tmpfiles}"
-        );
-    }
     let synopsis = metadata["package"]["description"].as_str().unwrap();
     assert!(synopsis.len() < 80 && !synopsis.contains('\n'), "{synopsis}");
-    assert_eq!(rpm["summary"].as_str(), Some(synopsis));
-    assert!(rpm["url"].as_str().is_some_and(|u| u.starts_with("https://")));
-    assert_eq!(rpm["requires"]["systemd"].as_str(), Some("*"));
+    let spec = read(SPEC);
+    let tag = |name: &str| {
+        spec.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{SPEC} has no {name}:"))
+            .to_string()
+    };
+    assert_eq!(tag("Summary"), synopsis, "the RPM summary is the Debian synopsis");
+    assert_eq!(tag("Name"), env!("CARGO_PKG_NAME"));
+    assert_eq!(tag("License"), metadata["package"]["license"].as_str().unwrap());
+    assert!(tag("URL").starts_with("https://"));
+    assert_eq!(tag("Requires(pre)"), "systemd", "%pre runs systemd-sysusers");
+    let description = spec_section(&spec, "%description");
+    assert!(description.len() >= 3, "a paragraph, not a line");
+    assert!(
+        description.iter().all(|l| l.len() < 80),
+        "rpmlint wants description lines under 80 characters"
+    );
+    let changelog = spec_section(&spec, "%changelog");
+    let expected = format!("- {}-1", env!("CARGO_PKG_VERSION"));
+    assert!(
+        changelog.first().is_some_and(|l| l.starts_with("* ") && l.ends_with(&expected)),
+        "{SPEC}: a new version needs a %changelog entry ending in {expected:?}"
+    );
+    for script in ["pre_install", "post_install", "pre_uninstall", "post_uninstall"] {
+        assert!(
+            spec.contains(&format!("packaging/rpm/{script}.sh")),
+            "{SPEC} does not use packaging/rpm/{script}.sh"
+        );
+    }
 }
 
 #[test]
