@@ -1,7 +1,7 @@
 //! The command line (SPEC §3): clap definitions shared by the binary, the man pages and the shell
 //! completions. Parsing only; each command's work lives in its own module.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -128,36 +128,40 @@ pub enum Command {
     /// under DIR (never printed). With --snapshots its state files go into the state database,
     /// so rentals in progress keep their start time and are not announced again. What cannot be
     /// converted is reported item by item; existing files are not replaced without --force.
-    Import {
-        /// The tool to move in from
-        #[arg(value_enum, value_name = "TOOL")]
-        from: ImportFrom,
-        /// Its configuration file (vast-monitor: config.json)
-        #[arg(value_name = "CONFIG.json")]
-        config_json: PathBuf,
-        /// Configuration directory to write conf.d/, keys/ and secrets/ into (created if missing)
-        #[arg(long, value_name = "DIR")]
-        to: PathBuf,
-        /// Its state directory (vast-monitor: the directory of config.json, with
-        /// rental_snapshot.json and machine_snapshots/)
-        #[arg(long, value_name = "DIR")]
-        snapshots: Option<PathBuf>,
-        /// Name of the account in vast-supervisor (names are unique across conf.d)
-        #[arg(long, value_name = "NAME", default_value = "vast-monitor")]
-        account: String,
-        /// State directory to import the snapshots into (default: state_dir of
-        /// DIR/vast-supervisor.toml, else /var/lib/vast-supervisor)
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
-        /// Replace the files of an earlier import instead of refusing
-        #[arg(long)]
-        force: bool,
-    },
+    Import(ImportArgs),
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell to complete for
         shell: crate::completions::Shell,
     },
+}
+
+/// What `import` reads and where it writes.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The tool to move in from
+    #[arg(value_enum, value_name = "TOOL")]
+    pub from: ImportFrom,
+    /// Its configuration file (vast-monitor: config.json)
+    #[arg(value_name = "CONFIG.json")]
+    pub config_json: PathBuf,
+    /// Configuration directory to write conf.d/, keys/ and secrets/ into (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Its state directory (vast-monitor: the directory of config.json, with
+    /// rental_snapshot.json and machine_snapshots/)
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
+    /// Name of the account in vast-supervisor (names are unique across conf.d)
+    #[arg(long, value_name = "NAME", default_value = "vast-monitor")]
+    pub account: String,
+    /// State directory to import the snapshots into (default: state_dir of
+    /// DIR/vast-supervisor.toml, else /var/lib/vast-supervisor)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Replace the files of an earlier import instead of refusing
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The tools `import` reads.

@@ -74,25 +74,11 @@ fn main() -> ExitCode {
             let opts = LogsOptions::new(cli.config, account, instance, follow, tail, test_interval);
             return ExitCode::from(logs_command::main(opts));
         }
-        Command::Import {
-            from: ImportFrom::VastMonitor,
-            config_json,
-            to,
-            snapshots,
-            account,
-            state_dir,
-            force,
-        } => {
-            let opts = import::VastMonitorImport {
-                config_json,
-                to,
-                snapshots,
-                account,
-                state_dir,
-                force,
-            };
+        Command::Import(args) => {
+            // One tool for now: `args.from` is vast-monitor.
+            let ImportFrom::VastMonitor = args.from;
             let now = chrono::Utc::now();
-            return match import::vast_monitor(&opts, now, &mut std::io::stdout()) {
+            return match import::vast_monitor(&args, now, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("vast-supervisor: import: {e}");

@@ -114,7 +114,10 @@ fn the_example_configuration_converts_with_its_secrets_in_0600_files() {
     if as_root {
         use std::os::unix::fs::MetadataExt;
         let gid = std::fs::metadata(&file).unwrap().gid();
-        assert_eq!(gid, DAEMON_GID, "the conf.d file is readable by the daemon's group");
+        assert_eq!(
+            gid, DAEMON_GID,
+            "the conf.d file is readable by the daemon's group"
+        );
     }
     let text = std::fs::read_to_string(&file).unwrap();
     for secret in SECRETS {
@@ -228,36 +231,29 @@ fn bad_input_exits_2_and_nothing_is_overwritten_silently() {
     let dir = tempfile::tempdir().unwrap();
     let to = dir.path().join("etc");
 
-    let broken = dir.path().join("broken.json");
-    std::fs::write(
-        &broken,
-        "{\n  \"api_key\": \"k\",\n  \"machine_ids\": [1,\n}\n",
-    )
-    .unwrap();
-    let out = vast_supervisor(
-        &["import", "vast-monitor"],
-        &[&broken, Path::new("--to"), &to],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("{}:4:1: ", broken.display())),
-        "{err}"
-    );
+    // Imports `json` as a config.json: exit code and stderr.
+    let import_json = |json: &str| {
+        let file = dir.path().join("broken.json");
+        std::fs::write(&file, json).unwrap();
+        let out = vast_supervisor(
+            &["import", "vast-monitor"],
+            &[&file, Path::new("--to"), &to],
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            file,
+        )
+    };
+    let (code, err, file) = import_json("{\n  \"api_key\": \"k\",\n  \"machine_ids\": [1,\n}\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains(&format!("{}:4:1: ", file.display())), "{err}");
     assert!(!to.exists(), "nothing is written for bad input");
 
     // A key of the wrong type is named, never quoted.
-    std::fs::write(
-        &broken,
-        r#"{"api_key": 123456789, "machine_ids": [1], "check_frequency": 60}"#,
-    )
-    .unwrap();
-    let out = vast_supervisor(
-        &["import", "vast-monitor"],
-        &[&broken, Path::new("--to"), &to],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err, _) =
+        import_json(r#"{"api_key": 123456789, "machine_ids": [1], "check_frequency": 60}"#);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("api_key must be a string") && !err.contains("123456789"),
         "{err}"
@@ -457,7 +453,9 @@ fn repo_file(relative: &str) -> String {
 fn yaml_documents(relative: &str) -> Vec<serde_yaml_ng::Value> {
     use serde::Deserialize;
     serde_yaml_ng::Deserializer::from_str(&repo_file(relative))
-        .map(|doc| serde_yaml_ng::Value::deserialize(doc).unwrap_or_else(|e| panic!("{relative}: {e}")))
+        .map(|doc| {
+            serde_yaml_ng::Value::deserialize(doc).unwrap_or_else(|e| panic!("{relative}: {e}"))
+        })
         .filter(|doc| !doc.is_null())
         .collect()
 }
@@ -493,7 +491,12 @@ fn exec_form(args: &str) -> Vec<String> {
     serde_json::from_str(args).unwrap_or_else(|e| panic!("exec form expected, got {args}: {e}"))
 }
 
-const DAEMON: [&str; 4] = ["/usr/bin/vast-supervisor", "run", "--config", "/etc/vast-supervisor"];
+const DAEMON: [&str; 4] = [
+    "/usr/bin/vast-supervisor",
+    "run",
+    "--config",
+    "/etc/vast-supervisor",
+];
 
 #[test]
 fn the_container_file_builds_in_stages_and_runs_with_the_package_paths() {
@@ -506,9 +509,14 @@ fn the_container_file_builds_in_stages_and_runs_with_the_package_paths() {
             .collect()
     };
     let froms = all("FROM");
-    assert!(froms.len() >= 2 && froms[0].ends_with(" AS build"), "multi-stage: {froms:?}");
     assert!(
-        all("COPY").contains(&"--from=build /usr/local/bin/vast-supervisor /usr/bin/vast-supervisor".to_string()),
+        froms.len() >= 2 && froms[0].ends_with(" AS build"),
+        "multi-stage: {froms:?}"
+    );
+    assert!(
+        all("COPY").contains(
+            &"--from=build /usr/local/bin/vast-supervisor /usr/bin/vast-supervisor".to_string()
+        ),
         "the binary comes from the build stage to the packages' path"
     );
     for source in all("COPY").iter().filter(|a| !a.starts_with("--from")) {
@@ -537,8 +545,14 @@ fn the_container_file_builds_in_stages_and_runs_with_the_package_paths() {
     .unwrap();
     let loaded = vast_supervisor::config::load_dir(dir.path());
     assert!(loaded.is_valid(), "{:?}", loaded.diagnostics());
-    assert_eq!(loaded.globals.state_dir, Path::new("/var/lib/vast-supervisor"));
-    assert!(loaded.globals.control_socket.starts_with("/run/vast-supervisor"));
+    assert_eq!(
+        loaded.globals.state_dir,
+        Path::new("/var/lib/vast-supervisor")
+    );
+    assert!(loaded
+        .globals
+        .control_socket
+        .starts_with("/run/vast-supervisor"));
     assert_eq!(loaded.globals.http_listen.map(|a| a.port()), Some(9477));
 }
 
@@ -548,7 +562,9 @@ fn compose_mounts_the_package_paths_and_checks_health() {
     let service = &docs[0]["services"]["vast-supervisor"];
     let dockerfile = service["build"]["dockerfile"].as_str().unwrap();
     assert_eq!(service["build"]["context"].as_str(), Some("../.."));
-    assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(dockerfile).is_file());
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(dockerfile)
+        .is_file());
     let command: Vec<&str> = service["command"]
         .as_sequence()
         .unwrap()
@@ -562,7 +578,11 @@ fn compose_mounts_the_package_paths_and_checks_health() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for target in ["/etc/vast-supervisor/conf.d", "/etc/vast-supervisor/keys", "/var/lib/vast-supervisor"] {
+    for target in [
+        "/etc/vast-supervisor/conf.d",
+        "/etc/vast-supervisor/keys",
+        "/var/lib/vast-supervisor",
+    ] {
         assert!(
             volumes.iter().any(|v| v.split(':').nth(1) == Some(target)),
             "{target} is not mounted: {volumes:?}"
@@ -595,7 +615,12 @@ fn the_kubernetes_example_puts_each_account_on_one_shard_with_its_own_volume() {
         .as_sequence()
         .unwrap()
         .iter()
-        .map(|m| (m["name"].as_str().unwrap().into(), m["mountPath"].as_str().unwrap().into()))
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().into(),
+                m["mountPath"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     let mounted_at = |path: &str| {
         mounts
@@ -630,7 +655,10 @@ fn the_kubernetes_example_puts_each_account_on_one_shard_with_its_own_volume() {
     // /health on the container's port.
     let port = container["ports"][0]["containerPort"].as_u64();
     assert_eq!(port, Some(9477));
-    assert_eq!(container["readinessProbe"]["httpGet"]["path"].as_str(), Some("/health"));
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/health")
+    );
 
     // The shards: run the init container's script for each replica on the ConfigMap's files, then
     // `check` each replica's configuration with the Secret's keys and environment.
@@ -663,7 +691,10 @@ fn the_kubernetes_example_puts_each_account_on_one_shard_with_its_own_volume() {
             .stdout(std::process::Stdio::null())
             .status()
             .unwrap();
-        assert!(status.success(), "the init script fails for replica {ordinal}");
+        assert!(
+            status.success(),
+            "the init script fails for replica {ordinal}"
+        );
         let keys = config.join("keys");
         std::fs::create_dir_all(&keys).unwrap();
         for key in secret["stringData"].as_mapping().unwrap().keys() {
@@ -684,12 +715,17 @@ fn the_kubernetes_example_puts_each_account_on_one_shard_with_its_own_volume() {
         for entry in std::fs::read_dir(&conf_d).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             if all_accounts.contains(&name) {
-                assert!(seen.insert(name.clone(), ordinal).is_none(), "{name} is on two shards");
+                assert!(
+                    seen.insert(name.clone(), ordinal).is_none(),
+                    "{name} is on two shards"
+                );
             }
         }
     }
     assert_eq!(
-        seen.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        seen.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
         all_accounts,
         "every account is on a shard"
     );

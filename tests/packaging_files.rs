@@ -304,8 +304,14 @@ fn spec_section(spec: &str, name: &str) -> Vec<String> {
     spec.lines()
         .skip_while(|l| l.trim() != name)
         .skip(1)
-        .take_while(|l| !l.starts_with('%') || l.starts_with("%attr") || l.starts_with("%dir")
-            || l.starts_with("%config") || l.starts_with("%doc") || l.starts_with("%license"))
+        .take_while(|l| {
+            !l.starts_with('%')
+                || l.starts_with("%attr")
+                || l.starts_with("%dir")
+                || l.starts_with("%config")
+                || l.starts_with("%doc")
+                || l.starts_with("%license")
+        })
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(str::to_string)
         .collect()
@@ -342,7 +348,9 @@ fn rpm_assets() -> Vec<(Asset, String)> {
                 .iter()
                 .find(|f| {
                     let listed = path(f.split_whitespace().last().unwrap());
-                    listed == dest || (dest.contains('*') && listed.starts_with(dest.rsplit_once('/').unwrap().0))
+                    listed == dest
+                        || (dest.contains('*')
+                            && listed.starts_with(dest.rsplit_once('/').unwrap().0))
                 })
                 .unwrap_or_else(|| panic!("{SPEC}: {dest} is installed but not in %files"))
                 .clone();
@@ -492,7 +500,9 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
         "/usr/share/licenses/vast-supervisor",
     ] {
         assert!(
-            files.iter().any(|l| l.starts_with("%dir ") && l.ends_with(&format!(" {dir}"))),
+            files
+                .iter()
+                .any(|l| l.starts_with("%dir ") && l.ends_with(&format!(" {dir}"))),
             "{SPEC} does not own {dir}"
         );
     }
@@ -541,7 +551,10 @@ fn the_deb_installs_the_service_disabled_and_stopped() {
 fn both_packages_have_a_short_synopsis_a_description_and_a_changelog_for_this_version() {
     let metadata = cargo_metadata();
     let synopsis = metadata["package"]["description"].as_str().unwrap();
-    assert!(synopsis.len() < 80 && !synopsis.contains('\n'), "{synopsis}");
+    assert!(
+        synopsis.len() < 80 && !synopsis.contains('\n'),
+        "{synopsis}"
+    );
     let spec = read(SPEC);
     let tag = |name: &str| {
         spec.lines()
@@ -550,11 +563,22 @@ fn both_packages_have_a_short_synopsis_a_description_and_a_changelog_for_this_ve
             .unwrap_or_else(|| panic!("{SPEC} has no {name}:"))
             .to_string()
     };
-    assert_eq!(tag("Summary"), synopsis, "the RPM summary is the Debian synopsis");
+    assert_eq!(
+        tag("Summary"),
+        synopsis,
+        "the RPM summary is the Debian synopsis"
+    );
     assert_eq!(tag("Name"), env!("CARGO_PKG_NAME"));
-    assert_eq!(tag("License"), metadata["package"]["license"].as_str().unwrap());
+    assert_eq!(
+        tag("License"),
+        metadata["package"]["license"].as_str().unwrap()
+    );
     assert!(tag("URL").starts_with("https://"));
-    assert_eq!(tag("Requires(pre)"), "systemd", "%pre runs systemd-sysusers");
+    assert_eq!(
+        tag("Requires(pre)"),
+        "systemd",
+        "%pre runs systemd-sysusers"
+    );
     let description = spec_section(&spec, "%description");
     assert!(description.len() >= 3, "a paragraph, not a line");
     assert!(
@@ -564,10 +588,17 @@ fn both_packages_have_a_short_synopsis_a_description_and_a_changelog_for_this_ve
     let changelog = spec_section(&spec, "%changelog");
     let expected = format!("- {}-1", env!("CARGO_PKG_VERSION"));
     assert!(
-        changelog.first().is_some_and(|l| l.starts_with("* ") && l.ends_with(&expected)),
+        changelog
+            .first()
+            .is_some_and(|l| l.starts_with("* ") && l.ends_with(&expected)),
         "{SPEC}: a new version needs a %changelog entry ending in {expected:?}"
     );
-    for script in ["pre_install", "post_install", "pre_uninstall", "post_uninstall"] {
+    for script in [
+        "pre_install",
+        "post_install",
+        "pre_uninstall",
+        "post_uninstall",
+    ] {
         assert!(
             spec.contains(&format!("packaging/rpm/{script}.sh")),
             "{SPEC} does not use packaging/rpm/{script}.sh"

@@ -35,7 +35,7 @@ pub struct Converted {
     pub notes: Vec<String>,
 }
 
-/// Query options, names percent-decoded, values as written.
+/// Query options, names percent-decoded (matched without regard to case), values as written.
 struct Options {
     pairs: Vec<(String, String)>,
 }
@@ -48,7 +48,7 @@ impl Options {
             .filter(|p| !p.is_empty())
             .map(|p| {
                 let (name, value) = p.split_once('=').unwrap_or((p, ""));
-                (decode(name).to_ascii_lowercase(), value.to_string())
+                (decode(name), value.to_string())
             })
             .collect();
         Options { pairs }
@@ -57,7 +57,7 @@ impl Options {
     fn take(&mut self, name: &str) -> Vec<String> {
         let (taken, kept) = std::mem::take(&mut self.pairs)
             .into_iter()
-            .partition(|(n, _)| n == name);
+            .partition(|(n, _)| n.eq_ignore_ascii_case(name));
         self.pairs = kept;
         taken.into_iter().map(|(_, v)| decode(&v)).collect()
     }
@@ -520,10 +520,10 @@ fn webhook(mut parts: Parts, out: &mut Converted) -> Result<Vec<String>, String>
                 out.notes
                     .push("a header that is not a valid HTTP header is dropped".into());
             }
-        } else if name == "method" && !value.eq_ignore_ascii_case("post") {
+        } else if name.eq_ignore_ascii_case("method") && !value.eq_ignore_ascii_case("post") {
             out.notes
                 .push("method= is dropped: events are always POSTed".into());
-        } else if name != "method" {
+        } else if !name.eq_ignore_ascii_case("method") {
             other += 1;
         }
     }

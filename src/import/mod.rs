@@ -14,6 +14,7 @@ pub mod apprise;
 pub mod snapshots;
 pub mod vast_monitor;
 
+use crate::cli::ImportArgs;
 use crate::config::{self, FileOutcome, LoadedConfig};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -46,22 +47,6 @@ impl ImportError {
     }
 }
 
-/// What `import vast-monitor` was asked to do.
-#[derive(Debug, Clone)]
-pub struct VastMonitorImport {
-    /// vast-monitor's config.json.
-    pub config_json: PathBuf,
-    /// The configuration directory to write into (holding, or to hold, conf.d/).
-    pub to: PathBuf,
-    /// vast-monitor's state directory, to continue its rentals.
-    pub snapshots: Option<PathBuf>,
-    pub account: String,
-    /// Where the state database is; default: `state_dir` of `to`'s main file.
-    pub state_dir: Option<PathBuf>,
-    /// Replace files this import writes that exist already.
-    pub force: bool,
-}
-
 /// A file to write, relative to the destination directory.
 struct Output {
     relative: String,
@@ -71,7 +56,7 @@ struct Output {
 
 /// Runs the import and reports to `out`; the caller prints the error and exits with its code.
 pub fn vast_monitor(
-    opts: &VastMonitorImport,
+    opts: &ImportArgs,
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> Result<(), ImportError> {
@@ -193,10 +178,7 @@ fn taken_names(
 }
 
 /// `--state-dir`, else the `state_dir` of the destination's main file (which must be valid).
-fn state_dir(
-    opts: &VastMonitorImport,
-    existing: Option<&LoadedConfig>,
-) -> Result<PathBuf, ImportError> {
+fn state_dir(opts: &ImportArgs, existing: Option<&LoadedConfig>) -> Result<PathBuf, ImportError> {
     if let Some(dir) = &opts.state_dir {
         return Ok(dir.clone());
     }
