@@ -228,9 +228,10 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
 
 async fn reload(supervisor: Addr<Supervisor>) {
     match supervisor.send(Reload).await {
-        Ok(Ok(report)) => {
-            tracing::info!(changes = %report.lines().join("; "), "SIGHUP: configuration reloaded")
-        }
+        Ok(Ok(report)) => tracing::debug!(
+            changes = %report.lines().join("; "),
+            "SIGHUP: reload done (the supervisor logs what changed)"
+        ),
         Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: reload failed"),
         Err(e) => tracing::error!(error = %e, "SIGHUP: supervisor unreachable"),
     }

@@ -120,6 +120,7 @@ event_kinds! {
     ConfigRejected => "config_rejected", Warning, Supervisor;
     TargetFailing => "target_failing", Warning, Supervisor;
     StateFailing => "state_failing", Warning, Supervisor;
+    Test => "test", Info, Supervisor;
 }
 
 impl EventKind {

@@ -10,17 +10,20 @@
 //! - [`actors`]: the actix actor tree that schedules polls, runs the core and delivers.
 //! - [`notify`]: one renderer and sender per notification service.
 //! - [`event`]: the event vocabulary shared by all of the above.
+//! - [`import`]: `vast-supervisor import`, moving in from vast-monitor.
 //! - [`logs_command`]: `vast-supervisor logs`, an instance's log on the terminal.
 //! - [`metrics`], [`systemd`]: operations (Prometheus metrics and health, sd_notify).
 
 pub mod actors;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod detect;
 pub mod event;
+pub mod import;
 pub mod logging;
 pub mod logs_command;
 pub mod metrics;

@@ -4,6 +4,7 @@
 //! when `NOTIFY_SOCKET` is not set (not started by systemd). Owns the notify protocol only.
 
 use crate::control::{PublishedStatus, StatusCounts};
+use crate::util::counted;
 use sd_notify::NotifyState;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -53,20 +54,15 @@ pub fn status_line(counts: &StatusCounts) -> String {
         instances,
         targets_failing: failing,
     } = *counts;
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let mut line = plural(accounts, "account", "accounts");
+    let mut line = counted(accounts, "account");
     if troubled > 0 {
         line.push_str(&format!(" ({troubled} not ok)"));
     }
-    line.push_str(&format!(", {}", plural(machines, "machine", "machines")));
+    line.push_str(&format!(", {}", counted(machines, "machine")));
     if instances > 0 {
-        line.push_str(&format!(", {}", plural(instances, "instance", "instances")));
+        line.push_str(&format!(", {}", counted(instances, "instance")));
     }
-    line.push_str(&format!(
-        ", {} failing",
-        plural(failing, "target", "targets")
-    ));
+    line.push_str(&format!(", {} failing", counted(failing, "target")));
     line
 }
 

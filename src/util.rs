@@ -110,6 +110,16 @@ pub fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// A count with its noun, singular or plural: "1 rental", "3 rentals", "0 targets". For nouns
+/// whose plural adds an "s".
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Formats a duration the way people read it: "45s", "3m", "1h 5m", "2d 3h".
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();

@@ -1021,7 +1021,9 @@ proptest::proptest! {
             proptest::prop_assert!(out.starts_with("configuration OK"));
         }
         let root = c.path().display().to_string();
-        for line in err.lines() {
+        // Problems are `path:line:col: message`; `check`'s warnings (no configuration, no
+        // target, stray files) say "warning:" first and never change the exit code.
+        for line in err.lines().filter(|l| !l.starts_with("warning: ")) {
             let rest = line.strip_prefix(root.as_str());
             proptest::prop_assert!(rest.is_some(), "{}", line);
             let mut parts = rest.unwrap_or_default().splitn(4, ':');
@@ -1033,4 +1035,50 @@ proptest::proptest! {
             );
         }
     }
+}
+
+#[test]
+fn check_warns_about_an_empty_directory_no_target_and_stray_files_but_passes() {
+    // Nothing at all.
+    let c = ConfigDir::new();
+    let (code, out, err) = c.check();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("configuration OK: 0 files"), "{out}");
+    assert_eq!(
+        err,
+        format!(
+            "warning: {}: no configuration: neither vast-supervisor.toml nor conf.d/*.toml; no account is watched\n",
+            c.path().display()
+        )
+    );
+
+    // An account but no target.
+    c.write("conf.d/10-alice.toml", ALICE);
+    let (code, _, err) = c.check();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.starts_with("warning: no [[target]]: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A target, and a file written beside conf.d instead of into it (never read).
+    c.write(
+        "conf.d/90-targets.toml",
+        "[[target]]\nname = \"log\"\nurl = \"console://\"\n",
+    );
+    let stray = c.write("bob.toml", "[[account]]\nname = \"bob\"\napi_key = \"k\"\n");
+    c.write("vast-supervisor.toml", "");
+    c.write("notes.toml~", "");
+    let (code, out, err) = c.check();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 account"), "{out}");
+    assert_eq!(
+        err,
+        format!(
+            "warning: {}: not read: only vast-supervisor.toml and conf.d/*.toml are (move it into conf.d/)\n",
+            stray.display()
+        )
+    );
+    // With nothing wrong, nothing is said.
+    std::fs::remove_file(&stray).unwrap();
+    let (code, _, err) = c.check();
+    assert_eq!((code, err.as_str()), (0, ""));
 }

@@ -147,8 +147,9 @@ async fn socket_events_notify_test_and_status_hygiene() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // An unknown target is a usage error (this used to exit 1).
     let unknown = cli(&config, &["notify-test", "nope"]);
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no target named \"nope\""));
 
     let status = cli(&config, &["status", "--json"]);
@@ -407,4 +408,72 @@ async fn the_path_inside_endpoint_is_redacted() {
         assert!(!text.contains("relay-secret-7f3"), "{text}");
         assert!(!text.contains("TOKEN-1"), "{text}");
     }
+}
+
+/// `status` as an unprivileged user: through `setpriv` as nobody when the tests run as root.
+fn status_as_other_user(socket: &Path, root: bool) -> Output {
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+        c
+    } else {
+        Command::new(bin())
+    };
+    cmd.arg("status")
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .unwrap()
+}
+
+fn id(flag: &str) -> String {
+    let out = Command::new("id").arg(flag).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_socket_we_may_not_use_names_its_group_and_only_a_dead_socket_is_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let socket = run.join("ctl.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let root = id("-u") == "0";
+    // As packaged: the daemon's directory and socket belong to its group, closed to others.
+    let group = if root {
+        std::os::unix::fs::chown(&run, None, Some(1)).unwrap();
+        std::os::unix::fs::chown(&socket, None, Some(1)).unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o750)).unwrap();
+        "daemon".to_string() // gid 1 on Debian
+    } else {
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o000)).unwrap();
+        id("-gn")
+    };
+    let denied = status_as_other_user(&socket, root);
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert_eq!(denied.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("permission denied on the control socket"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "join the group {group} (sudo usermod -aG {group} $USER"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("not running"), "{err}");
+
+    // Nothing listens any more: that alone is exit 3.
+    drop(listener);
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).unwrap();
+    let gone = Command::new(bin())
+        .arg("status")
+        .arg("--socket")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not running"));
 }

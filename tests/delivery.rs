@@ -154,7 +154,8 @@ async fn delivers_in_order_and_honours_retry_after_exactly() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let st = status(&addr).await;
-    assert_eq!((st.sent, st.failed, st.state.as_str()), (4, 0, "ok"));
+    // The 429 is one failed attempt, as send_failures_total{reason="rate_limited"} counts it.
+    assert_eq!((st.sent, st.failed, st.state.as_str()), (4, 1, "ok"));
 }
 
 #[actix_rt::test]
@@ -234,7 +235,8 @@ async fn events_older_than_max_age_are_dropped_and_reported() {
     let mut target = discord(&fake, "discord");
     target.max_age = Duration::from_millis(500);
     fake.set_down(HOOK, true);
-    let addr = start(target, &store);
+    // One target_failing per failing period: the drop must be its first cause here.
+    let addr = start_patient(target, &store);
     let _other = start(
         TargetConfig::with_defaults("file", TargetUrl::File { path: file.clone() }),
         &store,
@@ -256,6 +258,96 @@ async fn events_older_than_max_age_are_dropped_and_reported() {
     );
     let st = status(&addr).await;
     assert_eq!(st.dropped, 1);
+    let failing = failing_events(&file);
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    assert_eq!(failing[0].data["dropped"], 1);
+}
+
+/// A notifier whose transient failures take long to count as failing (10 s).
+fn start_patient(target: TargetConfig, store: &StoreHandle) -> Addr<NotifierActor> {
+    let tuning = DeliveryTuning {
+        failing_after: Duration::from_secs(10),
+        ..tuning()
+    };
+    NotifierActor::new(target, store.clone(), reqwest::Client::new(), tuning).start()
+}
+
+/// The `target_failing` events a file target received.
+fn failing_events(file: &Path) -> Vec<Event> {
+    events::read_events(file)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::TargetFailing)
+        .collect()
+}
+
+/// An event that happened `ago` before now.
+fn old_event(i: usize, ago: Duration) -> Event {
+    let mut e = event(i);
+    e.time = Utc::now() - chrono::Duration::from_std(ago).unwrap();
+    e
+}
+
+#[actix_rt::test]
+async fn a_dead_target_raises_one_target_failing_per_failing_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let fake = FakeServices::start().await;
+    let file = dir.path().join("other.jsonl");
+    let mut target = discord(&fake, "discord");
+    target.max_age = Duration::from_millis(300);
+    fake.set_down(HOOK, true);
+    let addr = start(target, &store);
+    let _other = start(
+        TargetConfig::with_defaults("file", TargetUrl::File { path: file.clone() }),
+        &store,
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A backlog older than max_age, then fresh events that fail until they expire too, past
+    // failing_after: every source of target_failing fires within one failing period.
+    queue(
+        &store,
+        (0..27)
+            .map(|i| old_event(i, Duration::from_secs(1)))
+            .collect(),
+    )
+    .await;
+    for i in 27..35 {
+        queue(&store, vec![event(i)]).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while status(&addr).await.dropped < 35 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "every event dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failing = failing_events(&file);
+    assert_eq!(
+        failing.len(),
+        1,
+        "one alert for the whole period: {failing:?}"
+    );
+    assert_eq!(failing[0].data["target"], "discord");
+    assert_eq!(failing[0].data["dropped"], 27);
+    assert_eq!(failing[0].data["disabled"], false);
+
+    // The service answers again: the period ends. A new outage is a new period.
+    fake.set_down(HOOK, false);
+    queue(&store, vec![event(35)]).await;
+    fake.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    fake.set_down(HOOK, true);
+    queue(&store, vec![event(36)]).await;
+    wait_until("a second target_failing", || {
+        failing_events(&file).len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let failing = failing_events(&file);
+    assert_eq!(failing.len(), 2, "{failing:?}");
+    assert_eq!(failing[1].data["target"], "discord");
 }
 
 #[actix_rt::test]
@@ -368,7 +460,8 @@ async fn a_message_refused_as_too_large_is_skipped_and_the_target_keeps_deliveri
     }
     let st = status(&addr).await;
     assert_eq!(st.state, "ok", "the target stays enabled");
-    assert_eq!((st.sent, st.dropped, st.failed), (3, 1, 0));
+    // `failed` agrees with send_failures_total (the refused attempt); it used to stay 0.
+    assert_eq!((st.sent, st.dropped, st.failed), (3, 1, 1));
     let last_error = st.last_error.unwrap_or_default();
     assert!(
         last_error.contains("acme:m1:1") && last_error.contains("too_large"),
@@ -380,6 +473,16 @@ async fn a_message_refused_as_too_large_is_skipped_and_the_target_keeps_deliveri
     assert_eq!(sample(&metrics, dropped), Some(1.0));
     let failures = r#"send_failures_total{target="discord",reason="too_large"}"#;
     assert_eq!(sample(&metrics, failures), Some(1.0));
+    let all_failures: f64 = metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(r#"vast_supervisor_send_failures_total{target="discord","#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(
+        all_failures, st.failed as f64,
+        "status FAILED = send_failures_total"
+    );
     let max_age = r#"events_dropped_total{target="discord",reason="max_age"}"#;
     assert_eq!(sample(&metrics, max_age), Some(0.0));
 

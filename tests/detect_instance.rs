@@ -278,6 +278,8 @@ fn stuck_fires_once_per_episode_after_the_threshold() {
     let events = r.observe(loading.clone(), 15 * 60);
     assert_eq!(kinds(&events), ["instance_stuck"]);
     assert_eq!(events[0].data["not_running_seconds"], 900.0);
+    // The episode began at first sight: no earlier observation bounds it.
+    assert_eq!(events[0].since, None);
     assert!(events[0].text.contains("15m"), "{}", events[0].text);
     assert!(
         kinds(&r.observe(loading.clone(), 20 * 60)).is_empty(),
@@ -296,7 +298,11 @@ fn stuck_fires_once_per_episode_after_the_threshold() {
         ["instance_exited"]
     );
     assert!(kinds(&r.observe(crashed.clone(), 64 * 60)).is_empty());
-    assert_eq!(kinds(&r.observe(crashed, 65 * 60)), ["instance_stuck"]);
+    let events = r.observe(crashed, 65 * 60);
+    assert_eq!(kinds(&events), ["instance_stuck"]);
+    // It stopped after the last observation that saw it running (41 min), not after 64 min.
+    assert_eq!(events[0].since, Some(t(41 * 60)));
+    assert_eq!(events[0].time, t(65 * 60));
 }
 
 #[test]

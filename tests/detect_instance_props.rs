@@ -13,7 +13,7 @@ use vast_supervisor::detect::instance::{
 };
 use vast_supervisor::detect::logs::new_lines;
 use vast_supervisor::detect::money::{observe_credit, rearm_level, CreditState};
-use vast_supervisor::event::Event;
+use vast_supervisor::event::{Event, EventKind};
 use vast_supervisor::vast::Instance;
 
 const ACTUAL: &[Option<&str>] = &[
@@ -162,6 +162,7 @@ proptest! {
         let mut clock = 0i64;
         let mut ids = HashSet::new();
         let mut total = 0u64;
+        let mut observed = HashSet::new();
         for (i, (step, dt)) in steps.iter().enumerate() {
             clock += dt;
             let adoption = if first_start && i == 0 { InstanceAdoption::FirstStart } else { InstanceAdoption::Running };
@@ -177,8 +178,14 @@ proptest! {
                 prop_assert!(e.id.starts_with(&format!("acct:i{}:", next.id)), "{}", e.id);
                 prop_assert_eq!(e.severity, e.kind.severity());
                 prop_assert_eq!(e.time, t(clock));
-                prop_assert_eq!(e.since, state.as_ref().map(|s| s.last_seen));
+                if e.kind == EventKind::InstanceStuck {
+                    // Its window starts at the observation before the episode was first seen.
+                    prop_assert!(e.since.is_none_or(|s| observed.contains(&s)), "{:?}", e);
+                } else {
+                    prop_assert_eq!(e.since, state.as_ref().map(|s| s.last_seen));
+                }
             }
+            observed.insert(t(clock));
             total += events.len() as u64;
             prop_assert_eq!(next.seq, total);
             let back: InstanceState = serde_json::from_str(&serde_json::to_string(&next).unwrap()).unwrap();

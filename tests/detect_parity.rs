@@ -7,12 +7,12 @@
 //! 1. vast-monitor reports `timeout > 0` as a generic "Machine Error" ("Error: Timeout: 300s"); the
 //!    daemon's kind for it is `machine_offline` (SPEC §5). With `offline_grace` 120 s the reported
 //!    timeout of 300 s already exceeds the grace, so it is sent on the same step.
-//! 2. With the default rules (error debounce of 2 polls) the error of S7, cleared at S8, was seen on
-//!    one poll only: a blip, so neither `machine_error` nor `machine_recovered` (vast-monitor §f.8:
-//!    "no debounce for flapping"). With `error_confirm_polls = 1` they match vast-monitor.
-//! 3. With the default recovery hysteresis (2 polls with `timeout == 0`) the offline recovery comes
-//!    at S11, not S10; S11's conditions are reported before its rentals, so `machine_recovered`
-//!    precedes that step's `rental_start`. With `recover_after_polls = 1` it matches vast-monitor.
+//! 2. The error of S7 is reported at S7, as vast-monitor does; with the default recovery
+//!    hysteresis (2 clean polls) its episode ends at S9, not S8 (vast-monitor §f.8: "no debounce
+//!    for flapping"), with `since` at S7: the error went away between S7 and S8.
+//! 3. With the same hysteresis (2 polls with `timeout == 0`) the offline recovery comes at S11,
+//!    not S10; S11's conditions are reported before its rentals, so `machine_recovered` precedes
+//!    that step's `rental_start`. With `recover_after_polls = 1` both match vast-monitor.
 //! 4. vast-monitor's "Machine Recovered" does not say what recovered; the daemon's
 //!    `data.recovered_from` must name the condition of the alert it follows.
 //!
@@ -242,7 +242,13 @@ fn replay(rules: &MachineRules) -> (Vec<Lifecycle>, Vec<Event>) {
             machines.insert(id, state);
             for e in evs {
                 assert_eq!(e.time, now);
-                let expected_since = (step > 0).then(|| now - chrono::Duration::seconds(1));
+                // A recovery confirmed after the hysteresis names the window of the first
+                // clean poll.
+                let lag = match e.kind {
+                    EventKind::MachineRecovered => i64::from(rules.recover_after_polls),
+                    _ => 1,
+                };
+                let expected_since = (step > 0).then(|| now - chrono::Duration::seconds(lag));
                 assert_eq!(e.since, expected_since, "{e:?}");
                 out.push(describe(step, &e));
                 events.push(e);
@@ -338,7 +344,6 @@ fn the_fixture_is_what_the_test_expects() {
 fn with_vast_monitor_timing_knobs_the_events_match_one_for_one() {
     let rules = MachineRules {
         offline_grace: Duration::from_secs(120),
-        error_confirm_polls: 1,
         recover_after_polls: 1,
         ..MachineRules::default()
     };
@@ -360,13 +365,20 @@ fn with_vast_monitor_timing_knobs_the_events_match_one_for_one() {
 fn with_default_rules_only_the_documented_differences_remain() {
     let (ours, events) = replay(&MachineRules::default());
     let mut expected = vast_monitor_events(&scenario());
-    // Difference 2: the one-poll error blip (S7 error, S8 cleared) sends nothing.
-    let before = expected.len();
-    expected.retain(|e| {
-        !(e.step == 7 && e.kind == EventKind::MachineError
-            || e.step == 8 && e.kind == EventKind::MachineRecovered)
-    });
-    assert_eq!(expected.len(), before - 2);
+    // Difference 2: the error of S7 cleared at S8 ends after a second clean poll, at S9, after
+    // that step's offline condition (offline before error within an observation).
+    let at = expected
+        .iter()
+        .position(|e| e.step == 8 && e.kind == EventKind::MachineRecovered)
+        .unwrap();
+    let mut recovered = expected.remove(at);
+    recovered.step = 9;
+    let after_offline = expected
+        .iter()
+        .position(|e| e.step == 9 && e.kind == EventKind::MachineOffline)
+        .unwrap()
+        + 1;
+    expected.insert(after_offline, recovered);
     // Difference 3: the offline recovery needs a second poll with timeout 0 (S11) and precedes
     // that step's rental events.
     let at = expected

@@ -9,7 +9,11 @@
 //!   `rental_start` or silent adoption (marked `adopted`);
 //! - running rentals hold disjoint, non-empty GPU sets;
 //! - the same observation from the same state (also after a JSON round trip of the state) gives
-//!   the same state and the same events.
+//!   the same state and the same events;
+//! - `since` is the previous observation, or for events that confirm an earlier change (offline
+//!   after the grace, recovery after the hysteresis, error reminders) an earlier observation;
+//! - renters who start together in disjoint blocks separated by gaps (or of different types) are
+//!   detected as exactly those blocks, and each end releases the rental of exactly its block.
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
@@ -159,14 +163,11 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn rules() -> impl Strategy<Value = MachineRules> {
-    (0u64..200, 0u64..400, 1u32..3, 1u32..3).prop_map(|(grace, repeat, recover, confirm)| {
-        MachineRules {
-            offline_grace: std::time::Duration::from_secs(grace),
-            error_repeat: std::time::Duration::from_secs(repeat),
-            ignore_errors: vec![regex::Regex::new("does not support VMs").unwrap()],
-            recover_after_polls: recover,
-            error_confirm_polls: confirm,
-        }
+    (0u64..200, 0u64..400, 1u32..3).prop_map(|(grace, repeat, recover)| MachineRules {
+        offline_grace: std::time::Duration::from_secs(grace),
+        error_repeat: std::time::Duration::from_secs(repeat),
+        ignore_errors: vec![regex::Regex::new("does not support VMs").unwrap()],
+        recover_after_polls: recover,
     })
 }
 
@@ -181,6 +182,18 @@ struct Ledger {
     live: BTreeSet<String>,
     ended: BTreeSet<String>,
     seen: BTreeSet<String>,
+    /// The time of every observation so far.
+    observed: BTreeSet<DateTime<Utc>>,
+}
+
+/// Events sent after a grace or hysteresis, or as reminders: their `since` is the observation
+/// before the change was first seen, not the previous one.
+fn confirms_an_earlier_change(e: &Event) -> bool {
+    match e.kind {
+        EventKind::MachineOffline | EventKind::MachineRecovered => true,
+        EventKind::MachineError => e.data["repeat"] == true,
+        _ => false,
+    }
 }
 
 impl Ledger {
@@ -197,7 +210,16 @@ impl Ledger {
             prop_assert!(self.ids.insert(e.id.clone()), "duplicate id {}", e.id);
             prop_assert_eq!(&e.id, &format!("acct:m777:{}", prev_seq + k as u64 + 1));
             prop_assert_eq!(e.time, now);
-            prop_assert_eq!(e.since, prev.map(|p| p.last_seen));
+            if confirms_an_earlier_change(e) {
+                // Its window starts before the change was first seen: at an earlier observation.
+                prop_assert!(
+                    e.since.is_none_or(|s| self.observed.contains(&s)),
+                    "since of {:?} is no earlier observation",
+                    e
+                );
+            } else {
+                prop_assert_eq!(e.since, prev.map(|p| p.last_seen));
+            }
             prop_assert_eq!(e.account.as_deref(), Some("acct"));
             if !e.kind.as_str().starts_with("rental_") {
                 continue;
@@ -236,6 +258,7 @@ impl Ledger {
                 self.live.insert(r.id.clone());
             }
         }
+        self.observed.insert(now);
         let mut held = BTreeSet::new();
         for r in state
             .rentals
@@ -363,5 +386,125 @@ proptest! {
     ) {
         let steps: Vec<Step> = rows.into_iter().map(|row| Step::Observe { row, advance: 30 }).collect();
         run(&MachineRules::default(), &steps, &first)?;
+    }
+}
+
+/// One renter's block: its type token and its length; `gap` idle GPUs before it.
+#[derive(Debug, Clone)]
+struct Block {
+    token: &'static str,
+    gap: usize,
+    len: usize,
+}
+
+/// Blocks laid out left to right; a block of the same type as the one before it gets at least
+/// one idle GPU in between (without one, two renters of one type are indistinguishable).
+fn blocks() -> impl Strategy<Value = (Vec<(&'static str, Vec<u32>)>, usize)> {
+    let block = (
+        prop_oneof![Just("D"), Just("I"), Just("R")],
+        0usize..3,
+        1usize..5,
+    )
+        .prop_map(|(token, gap, len)| Block { token, gap, len });
+    (prop::collection::vec(block, 1..5), 0usize..3).prop_map(|(blocks, tail)| {
+        let mut at = 0usize;
+        let mut out: Vec<(&'static str, Vec<u32>)> = Vec::new();
+        for b in blocks {
+            let same_type = out.last().is_some_and(|(t, _)| *t == b.token);
+            at += if same_type { b.gap.max(1) } else { b.gap };
+            out.push((b.token, (at..at + b.len).map(|g| g as u32).collect()));
+            at += b.len;
+        }
+        (out, at + tail)
+    })
+}
+
+/// A row with `live` of `blocks` occupied and counters that agree (every block one rental).
+fn block_row(blocks: &[(&'static str, Vec<u32>)], live: &[bool], num_gpus: usize) -> Machine {
+    let mut tokens = vec!["x"; num_gpus];
+    let (mut running, mut on_demand) = (0, 0);
+    for ((token, gpus), _) in blocks.iter().zip(live).filter(|(_, l)| **l) {
+        running += 1;
+        on_demand += i64::from(*token == "D");
+        for g in gpus {
+            tokens[*g as usize] = token;
+        }
+    }
+    machine(&json!({
+        "id": 777, "hostname": "rig-01", "gpu_name": "RTX 4090", "num_gpus": num_gpus,
+        "gpu_occupancy": tokens.join(" "), "current_rentals_running": running,
+        "current_rentals_running_on_demand": on_demand, "current_rentals_resident": running,
+        "current_rentals_on_demand": on_demand, "alloc_disk_space": null, "timeout": 0,
+        "listed_gpu_cost": 0.43, "min_bid_price": 0.3, "bid_gpu_cost": 0.35,
+        "listed_storage_cost": 0.3,
+    }))
+}
+
+fn gpus_of(e: &Event) -> Vec<u32> {
+    e.data["gpus"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_u64())
+                .map(|g| g as u32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn renters_starting_together_are_their_blocks_and_ends_release_the_same_blocks(
+        (blocks, num_gpus) in blocks(),
+        end_order in any::<u64>(),
+    ) {
+        let rules = MachineRules::default();
+        let start = DateTime::parse_from_rfc3339("2026-11-22T19:00:00Z").unwrap().with_timezone(&Utc);
+        let observe = |state: Option<&MachineState>, live: &[bool], step: i64| {
+            let obs = Observation {
+                account: "acct",
+                now: start + chrono::Duration::seconds(30 * step),
+                rules: &rules,
+            };
+            let adoption = if state.is_none() { Adoption::FirstStart } else { Adoption::Running };
+            observe_machine(state, &block_row(&blocks, live, num_gpus), &obs, adoption)
+        };
+        let k = blocks.len();
+        let (state, events) = observe(None, &vec![false; k], 0);
+        prop_assert!(events.is_empty());
+        // All k renters start in one poll, the counters up by k.
+        let (mut state, events) = observe(Some(&state), &vec![true; k], 1);
+        prop_assert!(events.iter().all(|e| e.kind == EventKind::RentalStart), "{:?}", events);
+        let started: Vec<(String, Vec<u32>)> = events
+            .iter()
+            .map(|e| (e.data["gpu_type"].as_str().unwrap_or("").to_string(), gpus_of(e)))
+            .collect();
+        let expected: Vec<(String, Vec<u32>)> =
+            blocks.iter().map(|(t, g)| (t.to_string(), g.clone())).collect();
+        prop_assert_eq!(&started, &expected);
+        let rental_of: Vec<String> = events
+            .iter()
+            .map(|e| e.data["rental_id"].as_str().unwrap_or("").to_string())
+            .collect();
+        // The renters leave one by one in a random order; each end names its own block.
+        let mut order: Vec<usize> = (0..k).collect();
+        let mut seed = end_order;
+        for i in (1..k).rev() {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            order.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        let mut live = vec![true; k];
+        for (step, gone) in order.into_iter().enumerate() {
+            live[gone] = false;
+            let (next, events) = observe(Some(&state), &live, 2 + step as i64);
+            prop_assert_eq!(events.len(), 1, "{:?}", events);
+            prop_assert_eq!(events[0].kind, EventKind::RentalEnd);
+            prop_assert_eq!(events[0].data["rental_id"].as_str(), Some(rental_of[gone].as_str()));
+            prop_assert_eq!(gpus_of(&events[0]), blocks[gone].1.clone());
+            state = next;
+        }
+        prop_assert!(state.rentals.rentals.is_empty());
     }
 }

@@ -4,20 +4,19 @@
 //! API faults cause no false events.
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 use vast_supervisor::actors::supervisor::Shutdown;
-use vast_supervisor::actors::{Supervisor, SupervisorOptions};
-use vast_supervisor::config::{AccountConfig, TargetConfig, TargetUrl};
+use vast_supervisor::config::AccountConfig;
 use vast_supervisor::event::Event;
 use vast_supervisor::sim::{Fault, FaultDuration, MachineSpec, RentalKind, SimCloud, SimHandle};
-use vast_supervisor::store::StoreHandle;
 use vast_supervisor::vast::ClientOptions;
 
 #[path = "support/events.rs"]
 mod events;
-use events::{read_events, wait_for};
+use events::{read_events, start_file_supervisor, wait_for};
 
 const POLL: Duration = Duration::from_millis(150);
 
@@ -80,23 +79,11 @@ fn two_accounts_full_host_lifecycle_with_faults() {
         )
         .unwrap();
 
-        let store = StoreHandle::open(&dir.path().join("state.db")).unwrap();
-        let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
-        let opts = SupervisorOptions {
-            client: fast_client(),
-            flush_timeout: Duration::from_secs(2),
-            ..SupervisorOptions::default()
-        };
-        let sup = Supervisor::new(
-            vec![
-                account("acme", "KEY-ACME-123", &sim),
-                account("beta", "KEY-BETA-456", &sim),
-            ],
-            vec![target],
-            store,
-            opts,
-        )
-        .start();
+        let accounts = vec![
+            account("acme", "KEY-ACME-123", &sim),
+            account("beta", "KEY-BETA-456", &sim),
+        ];
+        let sup = start_file_supervisor(accounts, dir.path(), &out, fast_client());
 
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
@@ -283,20 +270,8 @@ fn unreadable_state_is_quarantined_and_a_revoked_key_is_reported_once() {
             .unwrap();
         sim.add_machine("gamma", MachineSpec::new(302, "gamma-rig-2", 2, "A100"))
             .unwrap();
-        let store = StoreHandle::open(&db).unwrap();
-        let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
-        let opts = SupervisorOptions {
-            client: fast_client(),
-            flush_timeout: Duration::from_secs(2),
-            ..SupervisorOptions::default()
-        };
-        let sup = Supervisor::new(
-            vec![account("gamma", "KEY-GAMMA-789", &sim)],
-            vec![target],
-            store,
-            opts,
-        )
-        .start();
+        let accounts = vec![account("gamma", "KEY-GAMMA-789", &sim)];
+        let sup = start_file_supervisor(accounts, dir.path(), &out, fast_client());
 
         let events = wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
@@ -353,5 +328,116 @@ fn unreadable_state_is_quarantined_and_a_revoked_key_is_reported_once() {
     assert!(
         !failed.text.contains("KEY-GAMMA") && !failed.data.to_string().contains("KEY-GAMMA"),
         "no key in the event"
+    );
+}
+
+/// Runs `switch` on the simulator and returns when it happened: between the two instants.
+fn switched(switch: impl FnOnce()) -> (DateTime<Utc>, DateTime<Utc>) {
+    let before = Utc::now();
+    switch();
+    (before, Utc::now())
+}
+
+/// The event's `(since, time]` holds the switch, known to lie in `[before, after]`.
+fn assert_window_holds(e: &Event, (before, after): (DateTime<Utc>, DateTime<Utc>)) {
+    let since = e
+        .since
+        .unwrap_or_else(|| panic!("{} without since", e.kind));
+    assert!(
+        since <= after && e.time >= before,
+        "{}: ({since}, {}] misses the switch in [{before}, {after}]",
+        e.kind,
+        e.time
+    );
+}
+
+#[test]
+fn debounced_events_carry_a_window_that_holds_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().join("events.jsonl");
+    System::new().block_on(async {
+        let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        sim.add_account("KEY-WIN-1", "win");
+        sim.add_machine("win", MachineSpec::new(501, "win-rig-1", 2, "RTX 4090"))
+            .unwrap();
+        let accounts = vec![account("win", "KEY-WIN-1", &sim)];
+        let sup = start_file_supervisor(accounts, dir.path(), &out, fast_client());
+        wait_for(&out, "startup_summary", |e| {
+            e.kind.as_str() == "startup_summary"
+        })
+        .await;
+        settle().await;
+        let last = |kind: &str| {
+            read_events(&out)
+                .into_iter()
+                .rev()
+                .find(|e| e.kind.as_str() == kind)
+                .unwrap()
+        };
+
+        // machine_offline after the grace (a reported timeout below it).
+        let went_down = switched(|| sim.set_timeout(501, 0.1).unwrap());
+        wait_for(&out, "machine_offline", |e| {
+            e.kind.as_str() == "machine_offline"
+        })
+        .await;
+        let offline = last("machine_offline");
+        assert!(offline.time - went_down.1 >= chrono::Duration::milliseconds(600));
+        assert_window_holds(&offline, went_down);
+
+        // machine_recovered after two clean polls.
+        let came_back = switched(|| sim.set_timeout(501, 0.0).unwrap());
+        wait_for(&out, "machine_recovered", |e| {
+            e.kind.as_str() == "machine_recovered"
+        })
+        .await;
+        assert_window_holds(&last("machine_recovered"), came_back);
+
+        // machine_error on first sight, and the end of its episode after two clean polls.
+        let failed = switched(|| sim.set_error(501, Some("GPU fell off the bus")).unwrap());
+        wait_for(&out, "machine_error", |e| {
+            e.kind.as_str() == "machine_error"
+        })
+        .await;
+        assert_window_holds(&last("machine_error"), failed);
+        let fixed = switched(|| sim.set_error(501, None).unwrap());
+        wait_for(&out, "error recovered", |e| {
+            e.kind.as_str() == "machine_recovered" && e.data["recovered_from"] == "error"
+        })
+        .await;
+        assert_window_holds(&last("machine_recovered"), fixed);
+
+        // account_stale after three failed polls.
+        let broke = switched(|| {
+            sim.inject_fault("win", Fault::BadGateway502Html, FaultDuration::UntilCleared)
+                .unwrap()
+        });
+        wait_for(&out, "account_stale", |e| {
+            e.kind.as_str() == "account_stale"
+        })
+        .await;
+        assert_window_holds(&last("account_stale"), broke);
+        let works = switched(|| sim.clear_faults("win").unwrap());
+        wait_for(&out, "account_restored", |e| {
+            e.kind.as_str() == "account_restored"
+        })
+        .await;
+        assert_window_holds(&last("account_restored"), works);
+
+        sup.send(Shutdown).await.unwrap();
+        sim.shutdown();
+    });
+    assert_eq!(
+        kinds_for(&read_events(&out), "win"),
+        [
+            "machine_offline",
+            "machine_recovered",
+            "machine_error",
+            "machine_recovered",
+            "account_stale",
+            "account_restored"
+        ]
     );
 }

@@ -564,6 +564,12 @@ async fn send_test_reaches_the_service() {
             .unwrap()
             .contains("Test notification for target \"test-target\""));
         assert_eq!(n.service(), "gotify");
+        // Its own kind, not a supervisor_start a filter or a script could mistake for a start.
+        let mut hook = notifier(webhook_url(&fake.base_url(), "/hooks/test", false));
+        hook.send_test().await.expect("test message delivered");
+        let body = fake.received().last().unwrap().json().unwrap();
+        assert_eq!(body["kind"], "test", "{body}");
+        assert_eq!(body["data"]["test"], true);
     })
     .await;
 }

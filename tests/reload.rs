@@ -122,12 +122,14 @@ async fn reload_applies_per_file_without_gaps_or_duplicates() {
     )
     .unwrap();
 
+    let log_path = dir.path().join("daemon.log");
     let child = Command::new(bin())
         .arg("--config")
         .arg(&config)
-        .args(["run", "--test-poll-interval", &format!("{POLL_MS}ms"), "-q"])
+        .args(["run", "--test-poll-interval", &format!("{POLL_MS}ms")])
+        .args(["--log-format", "json"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
     let mut daemon = Daemon(child);
@@ -230,26 +232,62 @@ async fn reload_applies_per_file_without_gaps_or_duplicates() {
     }
     tokio::time::sleep(Duration::from_millis(POLL_MS * 5)).await;
 
-    // SIGHUP with nothing changed: no restart, nothing new besides config_reloaded.
+    // SIGHUP with nothing changed: no restart and no config_reloaded; the still broken file
+    // is rejected again. (This used to send a second config_reloaded.)
     let pid = daemon.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-HUP", &pid])
         .status()
         .unwrap()
         .success());
+    let count = |kind: &str| {
+        read_events(&out)
+            .iter()
+            .filter(|e| e.kind.as_str() == kind)
+            .count()
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while read_events(&out)
-        .iter()
-        .filter(|e| e.kind.as_str() == "config_reloaded")
-        .count()
-        < 2
-    {
+    while count("config_rejected") < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "second config_reloaded"
+            "second config_rejected"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    tokio::time::sleep(Duration::from_millis(POLL_MS * 3)).await;
+    assert_eq!(count("config_reloaded"), 1, "a reload that changes nothing");
+
+    // A rejected file is a warning in the log, never "configuration reloaded".
+    let logs: Vec<serde_json::Value> = std::fs::read_to_string(&log_path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let message = |l: &serde_json::Value| l["fields"]["message"].as_str().unwrap_or("").to_string();
+    let rejected: Vec<&serde_json::Value> = logs
+        .iter()
+        .filter(|l| message(l).starts_with("configuration file rejected"))
+        .collect();
+    assert_eq!(rejected.len(), 2, "one per reload: {logs:?}");
+    for l in &rejected {
+        assert_eq!(l["level"], "WARN", "{l}");
+        assert!(
+            l["fields"]["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("40-broken.toml"),
+            "{l}"
+        );
+    }
+    let reloaded: Vec<&serde_json::Value> = logs
+        .iter()
+        .filter(|l| message(l).contains("configuration reloaded"))
+        .collect();
+    assert_eq!(
+        reloaded.len(),
+        1,
+        "only the reload that changed something: {reloaded:?}"
+    );
 
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -448,6 +486,7 @@ async fn a_sighup_during_start_up_becomes_a_reload() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
+    let log = dir.path().join("daemon.log");
     let config = daemon::write_main_config(dir.path(), "");
     std::fs::write(
         config.join("conf.d/90-targets.toml"),
@@ -461,9 +500,10 @@ async fn a_sighup_during_start_up_becomes_a_reload() {
     command
         .arg("--config")
         .arg(&config)
-        .args(["run", "-q"])
+        .args(["run", "--log-format", "json"])
+        .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(&log).unwrap());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(|| {
@@ -476,10 +516,20 @@ async fn a_sighup_during_start_up_becomes_a_reload() {
         });
     }
     let mut daemon = Daemon(command.spawn().unwrap());
-    wait_for(&out, "config_reloaded from the early SIGHUP", |e| {
-        e.kind.as_str() == "config_reloaded"
-    })
-    .await;
+    // The files did not change, so the reload announces nothing (no `config_reloaded`); the
+    // supervisor logs that it ran.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("reload done: no account or target changed")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the early SIGHUP became no reload:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(daemon.0.try_wait().unwrap().is_none(), "still running");
     assert!(Command::new("kill")
         .args(["-TERM", &daemon.0.id().to_string()])

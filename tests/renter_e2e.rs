@@ -9,15 +9,12 @@
 use actix::prelude::*;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vast_supervisor::actors::account::{AccountActor, LocalClock};
 use vast_supervisor::actors::supervisor::Shutdown;
-use vast_supervisor::actors::{Supervisor, SupervisorOptions};
-use vast_supervisor::config::{
-    AccountConfig, InstanceSelector, LogAction, LogRule, TargetConfig, TargetUrl,
-};
+use vast_supervisor::config::{AccountConfig, InstanceSelector, LogAction, LogRule};
 use vast_supervisor::event::{Event, Subject};
 use vast_supervisor::sim::{
     EarningsRow, InstanceSpec, MachineSpec, SimCloud, SimHandle, WriteAction,
@@ -27,7 +24,7 @@ use vast_supervisor::vast::{shared_http_client, ClientOptions, VastClient};
 
 #[path = "support/events.rs"]
 mod events;
-use events::{read_events, wait_for};
+use events::{read_events, start_file_supervisor, wait_for};
 
 const POLL: Duration = Duration::from_millis(150);
 
@@ -138,22 +135,6 @@ fn spec(id: u64, label: &str, actual: Option<&str>) -> InstanceSpec {
     }
 }
 
-fn start_supervisor(accounts: Vec<AccountConfig>, dir: &Path, out: &Path) -> Addr<Supervisor> {
-    let store = StoreHandle::open(&dir.join("state.db")).unwrap();
-    let target = TargetConfig::with_defaults(
-        "file",
-        TargetUrl::File {
-            path: out.to_path_buf(),
-        },
-    );
-    let opts = SupervisorOptions {
-        client: fast_client(),
-        flush_timeout: Duration::from_secs(2),
-        ..SupervisorOptions::default()
-    };
-    Supervisor::new(accounts, vec![target], store, opts).start()
-}
-
 #[test]
 fn renter_lifecycle_on_two_accounts() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,7 +154,7 @@ fn renter_lifecycle_on_two_accounts() {
         let rent = renter("rent", "KEY-RENT-1", &sim);
         let mut slow = renter("slow", "KEY-SLOW-2", &sim);
         slow.stuck_after = Duration::from_millis(700);
-        let sup = start_supervisor(vec![rent, slow], dir.path(), &out);
+        let sup = start_file_supervisor(vec![rent, slow], dir.path(), &out, fast_client());
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
         })
@@ -368,7 +349,7 @@ fn log_rule_destroys_only_where_actions_are_enabled() {
         act.log_rules = vec![done_rule()];
         let mut dry = renter("dry", "KEY-DRY-2", &sim);
         dry.log_rules = vec![done_rule()];
-        let sup = start_supervisor(vec![act, dry], dir.path(), &out);
+        let sup = start_file_supervisor(vec![act, dry], dir.path(), &out, fast_client());
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
         })
@@ -525,7 +506,7 @@ fn credit_low_fires_once_per_drop() {
         sim.set_credit("cash", 20.0).unwrap();
         let mut cash = renter("cash", "KEY-CASH-1", &sim);
         cash.credit_low_below = Some(5.0);
-        let sup = start_supervisor(vec![cash], dir.path(), &out);
+        let sup = start_file_supervisor(vec![cash], dir.path(), &out, fast_client());
         wait_for(&out, "startup_summary", |e| {
             e.kind.as_str() == "startup_summary"
         })
@@ -733,6 +714,92 @@ fn earnings_digest_once_a_day_at_the_configured_local_time() {
             .send(vast_supervisor::actors::account::StopAccount)
             .await
             .unwrap();
+        sim.shutdown();
+    });
+}
+
+#[test]
+fn instance_stuck_carries_a_window_that_holds_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().join("events.jsonl");
+    System::new().block_on(async {
+        let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        sim.add_account("KEY-STUCK-1", "stuck");
+        sim.add_instance("stuck", spec(3001, "worker", Some("running")))
+            .unwrap();
+        let mut stuck = renter("stuck", "KEY-STUCK-1", &sim);
+        stuck.stuck_after = Duration::from_millis(700);
+        let sup = start_file_supervisor(vec![stuck], dir.path(), &out, fast_client());
+        wait_for(&out, "startup_summary", |e| {
+            e.kind.as_str() == "startup_summary"
+        })
+        .await;
+        settle().await;
+        let before = chrono::Utc::now();
+        sim.set_instance_status(3001, Some("exited"), "running", None)
+            .unwrap();
+        let after = chrono::Utc::now();
+        let events = wait_for(&out, "3001 stuck", |e| is(e, "instance_stuck", 3001)).await;
+        let e = events
+            .iter()
+            .find(|e| is(e, "instance_stuck", 3001))
+            .unwrap();
+        let since = e.since.expect("instance_stuck has a since");
+        assert!(
+            since <= after && e.time >= before,
+            "({since}, {}] misses the stop in [{before}, {after}]",
+            e.time
+        );
+        assert!(e.time - after >= chrono::Duration::milliseconds(700));
+        sup.send(Shutdown).await.unwrap();
+        sim.shutdown();
+    });
+    assert_eq!(
+        per_instance(&read_events(&out)).get(&3001),
+        Some(&expect("stuck", &["instance_exited", "instance_stuck"]))
+    );
+}
+
+#[test]
+fn credit_low_comes_within_one_poll_of_the_drop_at_a_real_poll_interval() {
+    // 10 s: the interval at which the daemon used to read credit only every 5 minutes.
+    const REAL_POLL: Duration = Duration::from_secs(10);
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().join("events.jsonl");
+    System::new().block_on(async {
+        let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        sim.add_account("KEY-CASH-2", "cash");
+        sim.set_credit("cash", 20.0).unwrap();
+        let mut cash = renter("cash", "KEY-CASH-2", &sim);
+        cash.poll_interval = REAL_POLL;
+        cash.credit_low_below = Some(5.0);
+        let sup = start_file_supervisor(vec![cash], dir.path(), &out, fast_client());
+        // The first poll has read the credit (above the threshold).
+        let read_credit = || {
+            sim.requests()
+                .iter()
+                .filter(|r| r.path.starts_with("/api/v0/users/current"))
+                .count()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while read_credit() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "credit never read");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let dropped = tokio::time::Instant::now();
+        sim.set_credit("cash", 3.5).unwrap();
+        wait_for(&out, "credit_low", |e| e.kind.as_str() == "credit_low").await;
+        // One poll is at most 11 s with the jitter; a little slack for the file target.
+        assert!(
+            dropped.elapsed() <= REAL_POLL.mul_f64(1.1) + Duration::from_secs(1),
+            "credit_low {:?} after the drop",
+            dropped.elapsed()
+        );
+        sup.send(Shutdown).await.unwrap();
         sim.shutdown();
     });
 }

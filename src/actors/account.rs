@@ -41,9 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Credit changes slowly: `/users/current/` is asked at most this often.
-const CREDIT_EVERY: Duration = Duration::from_secs(300);
-/// Below this poll interval (tests, demo, benchmarks) everything is checked every poll.
+/// Below this poll interval (tests, demo, benchmarks) instance logs are fetched every poll.
 const SHORT_POLL: Duration = Duration::from_secs(10);
 
 /// The local wall-clock time the daily digest is scheduled against. Injectable so tests can
@@ -89,16 +87,13 @@ pub struct AccountActor {
     gone_machines: BTreeSet<u64>,
     gone_instances: BTreeSet<u64>,
     successful_polls: u64,
-    consecutive_failures: u32,
-    health: AccountHealth,
-    /// When `health` began (persisted with it, see `health`).
-    health_since: Option<DateTime<Utc>>,
+    /// The polling health, as persisted (see `health`).
+    health: HealthRecord,
     first_poll_reported: bool,
     supervisor: Option<Recipient<FirstPollDone>>,
-    last_error: Option<String>,
+    /// The last successful poll.
     last_poll: Option<DateTime<Utc>>,
     record: AccountRecord,
-    last_credit_check: Option<tokio::time::Instant>,
     local_clock: LocalClock,
     /// The latest summary of each machine and instance, for status.
     summaries: BTreeMap<u64, Arc<MachineSummary>>,
@@ -146,15 +141,11 @@ impl AccountActor {
             gone_machines: BTreeSet::new(),
             gone_instances: BTreeSet::new(),
             successful_polls: 0,
-            consecutive_failures: 0,
-            health: AccountHealth::Ok,
-            health_since: None,
+            health: HealthRecord::default(),
             first_poll_reported: false,
             supervisor,
-            last_error: None,
             last_poll: None,
             record: AccountRecord::default(),
-            last_credit_check: None,
             local_clock: system_local_clock(),
             summaries: BTreeMap::new(),
             instance_summaries: BTreeMap::new(),
@@ -178,8 +169,8 @@ impl AccountActor {
             name: self.cfg.name.clone(),
             state: self.status_state(),
             successful_polls: self.successful_polls,
-            consecutive_failures: self.consecutive_failures,
-            last_error: self.last_error.clone(),
+            consecutive_failures: self.health.failed_polls,
+            last_error: self.health.last_error.clone(),
             last_poll: self.last_poll,
             machines: self.summaries.values().cloned().collect(),
             instances: self.instance_summaries.values().cloned().collect(),
@@ -243,7 +234,7 @@ impl AccountActor {
     }
 
     fn next_delay(&self) -> Duration {
-        let base = match self.health {
+        let base = match self.health.state {
             // A revoked key is probed every few minutes, not hammered.
             AccountHealth::AuthFailed => (self.cfg.poll_interval * 10)
                 .min(Duration::from_secs(300))
@@ -465,20 +456,14 @@ impl AccountActor {
         })
     }
 
-    /// Credit and the daily digest: fetched only when due, committed with the account record.
+    /// Credit (every poll, when a rule needs it) and the daily digest (when due), committed
+    /// with the account record.
     fn watch_money(&mut self, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
-        let credit_due = self.cfg.credit_low_below.is_some()
-            && (self.cfg.poll_interval < SHORT_POLL
-                || self
-                    .last_credit_check
-                    .is_none_or(|t| t.elapsed() >= CREDIT_EVERY));
+        let credit_due = self.cfg.needs_credit();
         let digest_day = match (self.cfg.earnings_digest_at, self.cfg.watch.machines) {
             (Some(at), true) => money::digest_due(&self.record.digest, at, (self.local_clock)()),
             _ => None,
         };
-        if credit_due {
-            self.last_credit_check = Some(tokio::time::Instant::now());
-        }
         let client = self.client.clone();
         let record = self.record.clone();
         let threshold = self.cfg.credit_low_below;
@@ -493,19 +478,23 @@ impl AccountActor {
             if !credit_due && digest_day.is_none() {
                 return None;
             }
+            let unchanged = record.clone();
             let mut record = record;
             let mut events: Vec<Event> = Vec::new();
-            if let (true, Some(threshold)) = (credit_due, threshold) {
-                match client.current_user().await {
-                    Ok(user) => {
-                        if let Some(credit) = user.credit.or(user.balance) {
-                            let (next, evs) = money::observe_credit(&record.credit, credit, threshold, &account, now);
-                            record.credit = next;
-                            events.extend(evs);
-                        }
+            let credit = match credit_due {
+                true => match client.current_user().await {
+                    Ok(user) => user.credit.or(user.balance),
+                    Err(e) => {
+                        tracing::warn!(account = %account, error = %e, "credit check failed");
+                        None
                     }
-                    Err(e) => tracing::warn!(account = %account, error = %e, "credit check failed"),
-                }
+                },
+                false => None,
+            };
+            if let (Some(credit), Some(threshold)) = (credit, threshold) {
+                let (next, evs) = money::observe_credit(&record.credit, credit, threshold, &account, now);
+                record.credit = next;
+                events.extend(evs);
             }
             if let Some(day) = digest_day {
                 let (sday, eday) = money::earnings_window(day);
@@ -517,6 +506,10 @@ impl AccountActor {
                     }
                     Err(e) => tracing::warn!(account = %account, error = %e, "earnings fetch failed; the digest is retried next poll"),
                 }
+            }
+            if events.is_empty() && record == unchanged {
+                // A credit read that changed nothing is not worth a disk write every poll.
+                return None;
             }
             let commit = Commit {
                 account: account.clone(),
@@ -665,7 +658,7 @@ impl Handler<PollTick> for AccountActor {
                 // for the instance list. One that is not waits for the whole poll, so that its
                 // account_restored comes before the machine events.
                 match machines {
-                    Some(Ok(rows)) if act.health == AccountHealth::Ok => {
+                    Some(Ok(rows)) if act.health.state == AccountHealth::Ok => {
                         let first_polls = act.first_polls(false);
                         Box::pin(
                             act.observe_machines(rows, Utc::now(), first_polls)

@@ -65,6 +65,7 @@ pub struct TargetStatus {
     pub state: String,
     pub cursor: i64,
     pub sent: u64,
+    /// Failed attempts (every reason), as `send_failures_total` counts them.
     pub failed: u64,
     pub dropped: u64,
     pub restarts: u32,
@@ -143,12 +144,14 @@ impl Actor for NotifierActor {
         let urgent = self.urgent.clone();
         ctx.spawn(
             async move {
+                // One guard for every source of `target_failing`, kept across loop restarts.
+                let alarm = SharedAlarm::default();
                 let mut restart_log = RestartLog::default();
                 let mut sent_at_restart = 0;
                 loop {
                     // Every line logged while delivering (the services' too) names the target.
                     let span = tracing::info_span!("notify", target = %target.name);
-                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone(), tuning, metrics.clone(), urgent.clone()).instrument(span));
+                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone(), tuning, metrics.clone(), Alerting { alarm: alarm.clone(), urgent: urgent.clone() }).instrument(span));
                     match run.catch_unwind().await {
                         Ok(Exit::Disabled) | Ok(Exit::StoreClosed) => return,
                         Err(_) => {
@@ -178,7 +181,7 @@ impl Actor for NotifierActor {
                                             policy.max_restarts,
                                             policy.window.as_secs()
                                         );
-                                        raise_failing(&target, &store, &why, false).await;
+                                        raise_failing(&target, &store, &alarm, &why, false).await;
                                     }
                                     tokio::time::sleep(pause).await;
                                 }
@@ -218,9 +221,9 @@ impl Handler<StopNotifier> for NotifierActor {
     }
 }
 
-fn lock(status: &SharedTargetStatus) -> std::sync::MutexGuard<'_, TargetStatus> {
+fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means a panic elsewhere; the counters are still usable.
-    status.lock().unwrap_or_else(|p| p.into_inner())
+    shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 enum Exit {
@@ -238,6 +241,13 @@ fn wanted(target: &TargetConfig, event: &Event) -> bool {
     target.wants(event.kind, event.severity, event.account.as_deref())
 }
 
+/// The delivery loop's side channels, kept across its restarts: the one-per-period guard of
+/// `target_failing`, and the events handed over from memory while the outbox refuses writes.
+struct Alerting {
+    alarm: SharedAlarm,
+    urgent: UrgentFeed,
+}
+
 async fn deliver(
     target: TargetConfig,
     store: StoreHandle,
@@ -245,14 +255,15 @@ async fn deliver(
     status: SharedTargetStatus,
     tuning: DeliveryTuning,
     metrics: Arc<TargetMetrics>,
-    urgent: UrgentFeed,
+    alerting: Alerting,
 ) -> Exit {
+    let Alerting { alarm, urgent } = alerting;
     let name = target.name.clone();
     let notifier = match Notifier::new(&target, http) {
         Ok(n) => n,
         Err(e) => {
-            metrics.record_failure("config");
-            disable(&target, &store, &status, &e).await;
+            failed_attempt(&metrics, &status, "config");
+            disable(&target, &store, &status, &alarm, &e).await;
             return Exit::Disabled;
         }
     };
@@ -276,7 +287,7 @@ async fn deliver(
         metrics: metrics.clone(),
         notifier,
         failing_since: None,
-        failing_reported: false,
+        alarm,
         urgent,
         sent_urgent: HashSet::new(),
     };
@@ -292,6 +303,8 @@ async fn deliver(
         };
         store_fine(&status);
         let Some(last_seq) = batch.last().map(|q| q.seq) else {
+            // The outbox is drained: events dropped on the way are reported now, once.
+            delivery.report_drops().await;
             tokio::select! {
                 changed = latest.changed() => if changed.is_err() {
                     return Exit::StoreClosed;
@@ -370,7 +383,7 @@ struct Delivery {
     notifier: Notifier,
     bucket: TokenBucket,
     failing_since: Option<Instant>,
-    failing_reported: bool,
+    alarm: SharedAlarm,
     /// Events handed over from memory while the outbox cannot take them (`state_watch`).
     urgent: UrgentFeed,
     /// Ids of those already sent: their outbox copies are skipped.
@@ -467,17 +480,13 @@ impl Delivery {
                 lock(&self.status).dropped += dropped as u64;
                 self.metrics.record_dropped("max_age", dropped);
                 tracing::warn!(target = %name, dropped, "events older than max_age dropped");
-                raise_failing(
-                    &self.target,
-                    &self.store,
-                    &format!("{dropped} event(s) older than max_age were dropped"),
-                    false,
-                )
-                .await;
+                lock(&self.alarm).dropped(dropped as u64);
             }
             if events.is_empty() {
+                // Consecutive drops (a backlog expiring) add up into one report.
                 return Outcome::Done;
             }
+            self.report_drops().await;
             loop {
                 match self.bucket.try_take(std::time::Instant::now()) {
                     Ok(()) => break,
@@ -499,7 +508,7 @@ impl Delivery {
                     return Outcome::Done;
                 }
                 Err(SendError::RateLimited { retry_after }) => {
-                    self.metrics.record_failure("rate_limited");
+                    failed_attempt(&self.metrics, &self.status, "rate_limited");
                     let wait = retry_after.min(MAX_RETRY_AFTER);
                     tracing::info!(target = %name, retry_after_ms = wait.as_millis() as u64, "rate limited; waiting as told");
                     lock(&self.status).last_error =
@@ -507,7 +516,7 @@ impl Delivery {
                     self.wait_rate_limited(wait, &events).await;
                 }
                 Err(SendError::Transient { reason, detail }) => {
-                    self.metrics.record_failure(reason);
+                    failed_attempt(&self.metrics, &self.status, reason);
                     attempt += 1;
                     let since = *self.failing_since.get_or_insert_with(Instant::now);
                     {
@@ -515,11 +524,11 @@ impl Delivery {
                         s.state = "retrying".into();
                         s.last_error = Some(format!("{reason}: {detail}"));
                     }
-                    if !self.failing_reported && since.elapsed() >= self.tuning.failing_after {
-                        self.failing_reported = true;
+                    if since.elapsed() >= self.tuning.failing_after {
                         raise_failing(
                             &self.target,
                             &self.store,
+                            &self.alarm,
                             &format!(
                                 "failing for {}s: {reason}: {detail}",
                                 since.elapsed().as_secs()
@@ -533,17 +542,17 @@ impl Delivery {
                     tokio::time::sleep(backoff).await;
                 }
                 Err(SendError::Rejected { reason, detail }) => {
-                    self.metrics.record_failure(reason);
+                    failed_attempt(&self.metrics, &self.status, reason);
                     self.answered();
                     return Outcome::Rejected { reason, detail };
                 }
                 Err(SendError::Permanent { reason, detail }) => {
-                    self.metrics.record_failure(reason);
-                    lock(&self.status).failed += events.len() as u64;
+                    failed_attempt(&self.metrics, &self.status, reason);
                     disable(
                         &self.target,
                         &self.store,
                         &self.status,
+                        &self.alarm,
                         &format!("{reason}: {detail}"),
                     )
                     .await;
@@ -554,8 +563,9 @@ impl Delivery {
     }
 
     /// Waits out a rate limit. The wait counts as failing time (`target_failing` once it reaches
-    /// `failing_after`, when that comes), and ends early when the oldest event would pass
-    /// `max_age`, so the caller drops it as it would after any failure.
+    /// `failing_after`, when that comes, under the same one-per-period guard as every other
+    /// source), and ends early when the oldest event would pass `max_age`, so the caller drops it
+    /// as it would after any failure.
     async fn wait_rate_limited(&mut self, wait: Duration, events: &[Event]) {
         let since = *self.failing_since.get_or_insert_with(Instant::now);
         let mut until = Instant::now() + wait;
@@ -563,35 +573,38 @@ impl Delivery {
             let age = (Utc::now() - oldest).to_std().unwrap_or_default();
             until = until.min(Instant::now() + self.target.max_age.saturating_sub(age));
         }
-        loop {
-            let failing_at = since + self.tuning.failing_after;
-            if !self.failing_reported && Instant::now() >= failing_at {
-                self.failing_reported = true;
-                let why = format!(
-                    "rate limited for {}s (the service asks to wait {}s)",
-                    since.elapsed().as_secs(),
-                    wait.as_secs()
-                );
-                raise_failing(&self.target, &self.store, &why, false).await;
-            }
-            if Instant::now() >= until {
-                return;
-            }
-            let next = match self.failing_reported {
-                true => until,
-                false => until.min(failing_at),
-            };
-            tokio::time::sleep_until(next).await;
+        let failing_at = since + self.tuning.failing_after;
+        if failing_at < until {
+            tokio::time::sleep_until(failing_at).await;
+            let why = format!(
+                "rate limited for {}s (the service asks to wait {}s)",
+                since.elapsed().as_secs(),
+                wait.as_secs()
+            );
+            raise_failing(&self.target, &self.store, &self.alarm, &why, false).await;
         }
+        tokio::time::sleep_until(until).await;
     }
 
-    /// The service answered (accepted or refused one message): it is reachable again.
+    /// The service answered (accepted or refused one message): it is reachable again, and the
+    /// failing period (if any) ends.
     fn answered(&mut self) {
-        if self.failing_reported {
+        if lock(&self.alarm).end_period() {
             tracing::info!(target = %self.target.name, "target delivers again");
         }
         self.failing_since = None;
-        self.failing_reported = false;
+    }
+
+    /// Raises `target_failing` for events dropped by `max_age` and not yet reported.
+    async fn report_drops(&self) {
+        let Some(dropped) = lock(&self.alarm).unreported_drops() else {
+            return;
+        };
+        let why = format!(
+            "dropped {} older than max_age",
+            crate::util::counted(dropped as usize, "event")
+        );
+        raise_failing(&self.target, &self.store, &self.alarm, &why, false).await;
     }
 
     /// Gives up on one event the service refused; the target stays enabled and goes on with
@@ -608,6 +621,13 @@ impl Delivery {
             event.id, event.kind
         ));
     }
+}
+
+/// Counts one failed attempt, in the metrics (`send_failures_total`, by reason) and in the
+/// `failed` count of status, so the two always agree.
+fn failed_attempt(metrics: &TargetMetrics, status: &SharedTargetStatus, reason: &str) {
+    metrics.record_failure(reason);
+    lock(status).failed += 1;
 }
 
 /// Jittered exponential backoff: base * 2^(attempt-1), capped, times a random factor in [0.5, 1.5).
@@ -671,6 +691,7 @@ async fn disable(
     target: &TargetConfig,
     store: &StoreHandle,
     status: &SharedTargetStatus,
+    alarm: &SharedAlarm,
     why: &str,
 ) {
     tracing::error!(target = %target.name, error = %why, "target disabled after a permanent failure; a reload re-enables it");
@@ -679,10 +700,73 @@ async fn disable(
         s.state = "disabled".into();
         s.last_error = Some(why.to_string());
     }
-    raise_failing(target, store, why, true).await;
+    raise_failing(target, store, alarm, why, true).await;
 }
 
-async fn raise_failing(target: &TargetConfig, store: &StoreHandle, why: &str, disabled: bool) {
+/// The `target_failing` guard of one target. A failing period lasts until the service answers
+/// again; it raises at most one `target_failing`, whatever its sources (transient failures past
+/// `failing_after`, events dropped by `max_age`, a delivery loop that keeps panicking). Disabling
+/// the target is announced even after such an alert, since only a reload brings it back; it
+/// happens once, as delivery then stops. Events dropped in the period are counted into the alert
+/// (`data.dropped`).
+#[derive(Debug, Default)]
+struct FailingAlarm {
+    /// `target_failing` went out in this period.
+    reported: bool,
+    /// Events dropped by `max_age` in this period.
+    dropped: u64,
+    /// Some of them are not covered by an alert yet.
+    drops_unreported: bool,
+}
+
+type SharedAlarm = Arc<Mutex<FailingAlarm>>;
+
+impl FailingAlarm {
+    fn dropped(&mut self, n: u64) {
+        self.dropped += n;
+        self.drops_unreported = true;
+    }
+
+    /// The count to report when dropped events still need an alert.
+    fn unreported_drops(&mut self) -> Option<u64> {
+        match (self.drops_unreported, self.reported) {
+            (false, _) => None,
+            (true, true) => {
+                self.drops_unreported = false;
+                None
+            }
+            (true, false) => Some(self.dropped),
+        }
+    }
+
+    /// Whether an alert may go out now; if so it counts as this period's alert. Returns the
+    /// events dropped so far in the period.
+    fn claim(&mut self, disabled: bool) -> Option<u64> {
+        if self.reported && !disabled {
+            return None;
+        }
+        self.reported = true;
+        self.drops_unreported = false;
+        Some(self.dropped)
+    }
+
+    /// The service answered: the period ends. Whether it had raised an alert.
+    fn end_period(&mut self) -> bool {
+        std::mem::take(self).reported
+    }
+}
+
+async fn raise_failing(
+    target: &TargetConfig,
+    store: &StoreHandle,
+    alarm: &SharedAlarm,
+    why: &str,
+    disabled: bool,
+) {
+    let Some(dropped) = lock(alarm).claim(disabled) else {
+        tracing::debug!(target = %target.name, error = %why, "target_failing already sent for this failing period");
+        return;
+    };
     let now = Utc::now();
     let title = if disabled {
         format!("Target {} disabled", target.name)
@@ -694,7 +778,7 @@ async fn raise_failing(target: &TargetConfig, store: &StoreHandle, why: &str, di
         now,
         title,
         format!("{} ({}): {why}", target.name, target.url.service()),
-        json!({ "target": target.name, "service": target.url.service(), "disabled": disabled, "error": why }),
+        json!({ "target": target.name, "service": target.url.service(), "disabled": disabled, "error": why, "dropped": dropped }),
     );
     queue_events(store, "", vec![event]).await;
 }

@@ -190,8 +190,14 @@ pub fn plan(
 }
 
 impl ReloadReport {
-    /// One human line per change, for `vast-supervisor reload` and the event text.
-    pub fn lines(&self) -> Vec<String> {
+    /// Whether the reload started, stopped or restarted anything (a rejected file alone changes
+    /// nothing: its previous version stays).
+    pub fn changed_anything(&self) -> bool {
+        !self.change_lines().is_empty()
+    }
+
+    /// One human line per account or target added, changed, removed or re-enabled.
+    pub fn change_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (what, c) in [("account", &self.accounts), ("target", &self.targets)] {
             for n in &c.added {
@@ -207,6 +213,13 @@ impl ReloadReport {
         for n in &self.reenabled {
             out.push(format!("target {n}: re-enabled"));
         }
+        out
+    }
+
+    /// One human line per change and per rejected file, for `vast-supervisor reload` and the
+    /// event text.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = self.change_lines();
         for r in &self.rejected {
             let kept = if r.previous_kept {
                 "previous version stays in force"
@@ -288,6 +301,14 @@ mod tests {
         assert_eq!(p.stop_accounts, ["b"]);
         let started: Vec<&str> = p.start_accounts.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(started, ["b", "d"]);
+
+        assert!(p.report.changed_anything());
+
+        // The same files again: nothing changes, though the broken file is still rejected.
+        let same = plan(&p.in_force, &load(dir.path()), &[]);
+        assert!(!same.report.changed_anything(), "{:?}", same.report);
+        assert_eq!(same.report.rejected.len(), 1);
+        assert!(same.start_accounts.is_empty() && same.stop_accounts.is_empty());
 
         // Removing a file removes its account.
         fs::remove_file(dir.path().join("conf.d/50-d.toml")).unwrap();

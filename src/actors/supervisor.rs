@@ -25,6 +25,7 @@ use crate::event::EventKind;
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::store::StoreHandle;
+use crate::util::counted;
 use crate::vast::ClientOptions;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -247,10 +248,14 @@ impl Supervisor {
             instances += i;
             let mut parts = Vec::new();
             if m > 0 || i == 0 {
-                parts.push(format!("{m} machines, {r} rentals"));
+                parts.push(format!(
+                    "{}, {}",
+                    counted(m, "machine"),
+                    counted(r, "rental")
+                ));
             }
             if i > 0 {
-                parts.push(format!("{i} instances"));
+                parts.push(counted(i, "instance"));
             }
             lines.push(if done.ok {
                 format!("{}: {}", done.account, parts.join(", "))
@@ -278,8 +283,11 @@ impl Supervisor {
             EventKind::StartupSummary,
             Utc::now(),
             format!(
-                "Watching {} accounts: {machines} machines, {rentals} rentals, {instances} instances",
-                self.accounts.len()
+                "Watching {}: {}, {}, {}",
+                counted(self.accounts.len(), "account"),
+                counted(machines, "machine"),
+                counted(rentals, "rental"),
+                counted(instances, "instance")
             ),
             lines.join("\n"),
             json!({ "accounts": accounts, "machines": machines, "rentals": rentals, "instances": instances }),
@@ -299,10 +307,10 @@ impl Actor for Supervisor {
             Utc::now(),
             "vast-supervisor started",
             format!(
-                "version {}, {} accounts, {} targets",
+                "version {}, {}, {}",
                 env!("CARGO_PKG_VERSION"),
-                self.accounts_cfg.len(),
-                self.targets_cfg.len()
+                counted(self.accounts_cfg.len(), "account"),
+                counted(self.targets_cfg.len(), "target")
             ),
             json!({ "version": env!("CARGO_PKG_VERSION") }),
         );
@@ -577,6 +585,12 @@ impl Supervisor {
             let now = Utc::now();
             let mut events = Vec::new();
             for r in &report.rejected {
+                let kept = if r.previous_kept {
+                    "its previous version stays in force"
+                } else {
+                    "it is not applied"
+                };
+                tracing::warn!(path = %r.path, errors = %r.errors.join("; "), "configuration file rejected; {kept}");
                 events.push(supervisor_event(
                     EventKind::ConfigRejected,
                     now,
@@ -585,14 +599,19 @@ impl Supervisor {
                     json!({ "path": r.path, "errors": r.errors, "previous_kept": r.previous_kept }),
                 ));
             }
-            events.push(supervisor_event(
-                EventKind::ConfigReloaded,
-                now,
-                "Configuration reloaded",
-                report.lines().join("\n"),
-                serde_json::to_value(&report).unwrap_or_default(),
-            ));
-            tracing::info!(changes = %report.lines().join("; "), "configuration reloaded");
+            if report.changed_anything() {
+                let changes = report.change_lines();
+                events.push(supervisor_event(
+                    EventKind::ConfigReloaded,
+                    now,
+                    "Configuration reloaded",
+                    report.lines().join("\n"),
+                    serde_json::to_value(&report).unwrap_or_default(),
+                ));
+                tracing::info!(changes = %changes.join("; "), "configuration reloaded");
+            } else {
+                tracing::info!("reload done: no account or target changed");
+            }
             let store = act.store.clone();
             actix::spawn(async move { queue_events(&store, "", events).await });
             Ok(report)
@@ -602,13 +621,24 @@ impl Supervisor {
 
 /// Sends a test message through one target and returns what the service answered.
 #[derive(Message)]
-#[rtype(result = "Result<String, String>")]
+#[rtype(result = "Result<String, NotifyTestError>")]
 pub struct NotifyTest {
     pub target: String,
 }
 
+/// Why `notify-test` did not get an answer from the service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyTestError {
+    /// No such target: a usage error of the command.
+    #[error("no target named \"{name}\" (targets: {known})")]
+    UnknownTarget { name: String, known: String },
+    /// The target could not be built or the service refused the message.
+    #[error("{0}")]
+    Failed(String),
+}
+
 impl Handler<NotifyTest> for Supervisor {
-    type Result = ResponseFuture<Result<String, String>>;
+    type Result = ResponseFuture<Result<String, NotifyTestError>>;
 
     fn handle(&mut self, msg: NotifyTest, _ctx: &mut Context<Self>) -> Self::Result {
         let Some(cfg) = self.target_cfgs.get(&msg.target).cloned() else {
@@ -618,12 +648,15 @@ impl Handler<NotifyTest> for Supervisor {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", ");
-            let error = format!("no target named \"{}\" (targets: {known})", msg.target);
+            let error = NotifyTestError::UnknownTarget {
+                name: msg.target,
+                known,
+            };
             return Box::pin(async move { Err(error) });
         };
         let http = self.http.clone();
         Box::pin(async move {
-            let mut notifier = Notifier::new(&cfg, http)?;
+            let mut notifier = Notifier::new(&cfg, http).map_err(NotifyTestError::Failed)?;
             match notifier.send_test().await {
                 Ok(d) => Ok(format!(
                     "{} ({}): accepted: {}",
@@ -631,7 +664,12 @@ impl Handler<NotifyTest> for Supervisor {
                     notifier.destination(),
                     d.info
                 )),
-                Err(e) => Err(format!("{} ({}): {}", cfg.name, notifier.destination(), e)),
+                Err(e) => Err(NotifyTestError::Failed(format!(
+                    "{} ({}): {}",
+                    cfg.name,
+                    notifier.destination(),
+                    e
+                ))),
             }
         })
     }

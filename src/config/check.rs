@@ -1,9 +1,13 @@
 //! `vast-supervisor check`: loads a configuration directory and prints either every problem as
-//! `path:line:col: message` or a one-line summary. Printing only; loading lives in `load`.
+//! `path:line:col: message` or a one-line summary, plus warnings about a configuration that is
+//! valid but probably not what was meant (they do not change the exit code). Printing only;
+//! loading lives in `load`.
 
-use super::load::{load_dir, LoadedConfig};
+use super::load::{is_config_file_name, load_dir, LoadedConfig, CONF_D};
+use super::model::MAIN_FILE_NAME;
+use crate::util::counted;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Exit code when every file is valid.
 pub const EXIT_OK: i32 = 0;
@@ -21,6 +25,9 @@ pub fn check_command(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i3
 
 /// Prints the outcome of an already loaded configuration, as `check` does.
 pub fn report(loaded: &LoadedConfig, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<i32> {
+    for warning in warnings(loaded) {
+        writeln!(err, "warning: {warning}")?;
+    }
     let diagnostics = loaded.diagnostics();
     if !diagnostics.is_empty() {
         for diagnostic in diagnostics {
@@ -34,6 +41,54 @@ pub fn report(loaded: &LoadedConfig, out: &mut dyn Write, err: &mut dyn Write) -
     Ok(EXIT_OK)
 }
 
+/// What is valid but probably not meant: `*.toml` files beside `conf.d` that are never read, and
+/// (for a valid configuration) no file at all, or no target to notify.
+pub fn warnings(loaded: &LoadedConfig) -> Vec<String> {
+    let mut out: Vec<String> = stray_files(&loaded.dir)
+        .iter()
+        .map(|path| {
+            format!(
+                "{}: not read: only {MAIN_FILE_NAME} and {CONF_D}/*.toml are (move it into {CONF_D}/)",
+                path.display()
+            )
+        })
+        .collect();
+    if !loaded.is_valid() {
+        return out;
+    }
+    if loaded.files.is_empty() {
+        out.push(format!(
+            "{}: no configuration: neither {MAIN_FILE_NAME} nor {CONF_D}/*.toml; no account is watched",
+            loaded.dir.display()
+        ));
+    } else if loaded.targets().is_empty() {
+        out.push(
+            "no [[target]]: events are kept and shown by `vast-supervisor events`, but nobody is notified"
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// `*.toml` files in the configuration directory itself, other than the main file.
+fn stray_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut stray: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n != MAIN_FILE_NAME && is_config_file_name(n))
+        })
+        .map(|e| e.path())
+        .collect();
+    stray.sort();
+    stray
+}
+
 /// "configuration OK: 3 files, 2 accounts (2 watching machines, 1 watching instances), 3 targets".
 pub fn summary(loaded: &LoadedConfig) -> String {
     let accounts = loaded.accounts();
@@ -45,12 +100,4 @@ pub fn summary(loaded: &LoadedConfig) -> String {
         counted(accounts.len(), "account"),
         counted(loaded.targets().len(), "target"),
     )
-}
-
-fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }

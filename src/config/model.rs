@@ -97,6 +97,12 @@ impl AccountConfig {
             origin: Origin::default(),
         }
     }
+
+    /// Whether a rule of this account needs the credit, which is then read on every poll (it is
+    /// one cheap request). Every key that judges the credit belongs here.
+    pub fn needs_credit(&self) -> bool {
+        self.credit_low_below.is_some()
+    }
 }
 
 /// Selects instances for a log rule: an instance id or a label glob (`"label:train-*"`).

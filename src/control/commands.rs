@@ -19,10 +19,12 @@ pub fn resolve_socket(explicit: Option<PathBuf>, config_dir: &Path) -> PathBuf {
     PathBuf::from(DEFAULT_CONTROL_SOCKET)
 }
 
-/// Exit code for a client error: 3 when the daemon is not reachable, else 1.
+/// Exit code for a client error (SPEC §3): 3 only when nothing listens on the socket, 2 for a
+/// usage error the daemon found (an unknown target), else 1.
 pub fn exit_code(e: &ClientError) -> u8 {
     match e {
         ClientError::NotRunning { .. } => 3,
+        ClientError::Usage(_) => 2,
         _ => 1,
     }
 }
@@ -41,7 +43,7 @@ pub async fn status(socket: &Path, json: bool) -> Result<(), ClientError> {
     } else {
         let st: StatusSnapshot =
             serde_json::from_value(snapshot).map_err(|e| ClientError::Reply(e.to_string()))?;
-        print_out(&render::status_table(&st))?;
+        print_out(&render::status_table(&st, chrono::Utc::now()))?;
     }
     Ok(())
 }

@@ -1,62 +1,171 @@
-//! Human-readable rendering of `status` and `events` replies.
+//! Human-readable rendering of `status` and `events` replies: aligned columns, times as ages
+//! ("12s ago") or whole seconds, counts with their singular or plural noun.
 
 use super::protocol::StatusSnapshot;
 use crate::event::Event;
+use crate::util::{counted, format_duration};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 use std::fmt::Write as _;
 
-fn s(v: &serde_json::Value, key: &str) -> String {
+fn s(v: &Value, key: &str) -> String {
     match v.get(key) {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Null) | None => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
         Some(other) => other.to_string(),
     }
 }
 
-/// The `status` table: accounts, machines with GPU occupancy and rentals, targets, config files.
-pub fn status_table(st: &StatusSnapshot) -> String {
+/// The time under `key` as an age relative to `now` ("12s ago", "3m 5s ago"), `-` when absent.
+fn age(v: &Value, key: &str, now: DateTime<Utc>) -> String {
+    let Some(t) = v
+        .get(key)
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    else {
+        return "-".into();
+    };
+    let elapsed = (now - t.with_timezone(&Utc)).to_std().unwrap_or_default();
+    // Whole seconds: "0s ago" rather than milliseconds.
+    let whole = std::time::Duration::from_secs(elapsed.as_secs());
+    format!("{} ago", format_duration(whole))
+}
+
+/// A table whose columns are as wide as their widest cell; the last column is not padded.
+struct Table {
+    header: Vec<&'static str>,
+    /// Columns aligned to the right (numbers).
+    right: Vec<usize>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: Vec<&'static str>, right: Vec<usize>) -> Table {
+        Table {
+            header,
+            right,
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn render(&self, out: &mut String) {
+        let header: Vec<String> = self.header.iter().map(|h| h.to_string()).collect();
+        let lines: Vec<&Vec<String>> = std::iter::once(&header).chain(&self.rows).collect();
+        let widths: Vec<usize> = (0..self.header.len())
+            .map(|c| {
+                lines
+                    .iter()
+                    .map(|l| l.get(c).map_or(0, |cell| cell.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for line in lines {
+            let last = line.len().saturating_sub(1);
+            let cells: Vec<String> = line
+                .iter()
+                .enumerate()
+                .map(|(c, cell)| match (self.right.contains(&c), c == last) {
+                    (true, _) => format!("{cell:>w$}", w = widths[c]),
+                    (false, true) => cell.clone(),
+                    (false, false) => format!("{cell:<w$}", w = widths[c]),
+                })
+                .collect();
+            let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+        }
+    }
+}
+
+/// The `status` table at `now`: accounts, machines with GPU occupancy and rentals, instances,
+/// targets, config files.
+pub fn status_table(st: &StatusSnapshot, now: DateTime<Utc>) -> String {
     let mut out = String::new();
+    let since = DateTime::parse_from_rfc3339(&st.started_at)
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|_| st.started_at.clone());
     let _ = writeln!(
         out,
-        "vast-supervisor {} up {}s (since {})",
-        st.version, st.uptime_seconds, st.started_at
+        "vast-supervisor {}, up {} (since {since})",
+        st.version,
+        format_duration(std::time::Duration::from_secs(st.uptime_seconds))
     );
-    let _ = writeln!(out, "\nACCOUNTS");
+    let machines = |a: &Value| -> Vec<Value> {
+        a.get("machines")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let machine_count: usize = st.accounts.iter().map(|a| machines(a).len()).sum();
+    let rental_count: usize = st
+        .accounts
+        .iter()
+        .flat_map(machines)
+        .map(|m| {
+            m.get("rentals")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    let instance_count: usize = st
+        .accounts
+        .iter()
+        .map(|a| {
+            a.get("instances")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        })
+        .sum();
     let _ = writeln!(
         out,
-        "  {:<20} {:<12} {:>8} {:>8} {:<26} LAST ERROR",
-        "NAME", "STATE", "MACHINES", "RESTARTS", "LAST POLL"
+        "watching {}: {}, {}, {}; {}",
+        counted(st.accounts.len(), "account"),
+        counted(machine_count, "machine"),
+        counted(rental_count, "rental"),
+        counted(instance_count, "instance"),
+        counted(st.targets.len(), "target")
+    );
+
+    let _ = writeln!(out, "\nACCOUNTS");
+    let mut table = Table::new(
+        vec![
+            "NAME",
+            "STATE",
+            "MACHINES",
+            "RESTARTS",
+            "LAST POLL",
+            "LAST ERROR",
+        ],
+        vec![2, 3],
     );
     for a in &st.accounts {
-        let machines = a
-            .get("machines")
-            .and_then(|m| m.as_array())
-            .map_or(0, |m| m.len());
-        let _ = writeln!(
-            out,
-            "  {:<20} {:<12} {:>8} {:>8} {:<26} {}",
+        table.row(vec![
             s(a, "name"),
             s(a, "state"),
-            machines,
+            machines(a).len().to_string(),
             s(a, "restarts"),
-            s(a, "last_poll"),
-            s(a, "last_error")
-        );
+            age(a, "last_poll", now),
+            s(a, "last_error"),
+        ]);
     }
+    table.render(&mut out);
+
     let _ = writeln!(out, "\nMACHINES");
-    let _ = writeln!(
-        out,
-        "  {:<12} {:<10} {:<20} {:<10} {:<9} RENTALS",
-        "ACCOUNT", "ID", "NAME", "STATE", "GPUS"
+    let mut table = Table::new(
+        vec!["ACCOUNT", "ID", "NAME", "STATE", "GPUS", "RENTALS"],
+        vec![1],
     );
     for a in &st.accounts {
-        for m in a
-            .get("machines")
-            .and_then(|m| m.as_array())
-            .into_iter()
-            .flatten()
-        {
-            let gpus = format!("{}/{}", s(m, "gpus_occupied"), s(m, "gpus_total"));
-            let flag = |k: &str| m.get(k).and_then(|v| v.as_bool()) == Some(true);
+        for m in machines(a) {
+            let gpus = format!("{}/{}", s(&m, "gpus_occupied"), s(&m, "gpus_total"));
+            let flag = |k: &str| m.get(k).and_then(Value::as_bool) == Some(true);
             let degraded = listed_in(a, "degraded_machines", m.get("machine_id"));
             let state = if flag("removed") {
                 "removed"
@@ -72,7 +181,7 @@ pub fn status_table(st: &StatusSnapshot) -> String {
             };
             let rentals = m
                 .get("rentals")
-                .and_then(|r| r.as_array())
+                .and_then(Value::as_array)
                 .map(|r| {
                     r.iter()
                         .map(|x| format!("{}[{}]{}", s(x, "id"), s(x, "gpu_type"), s(x, "status")))
@@ -80,24 +189,24 @@ pub fn status_table(st: &StatusSnapshot) -> String {
                         .join(" ")
                 })
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {:<12} {:<10} {:<20} {:<10} {:<9} {}",
+            table.row(vec![
                 s(a, "name"),
-                s(m, "machine_id"),
-                s(m, "hostname"),
-                state,
+                s(&m, "machine_id"),
+                s(&m, "hostname"),
+                state.to_string(),
                 gpus,
-                rentals
-            );
+                rentals,
+            ]);
         }
     }
-    let instances: Vec<(&serde_json::Value, &serde_json::Value)> = st
+    table.render(&mut out);
+
+    let instances: Vec<(&Value, &Value)> = st
         .accounts
         .iter()
         .flat_map(|a| {
             a.get("instances")
-                .and_then(|i| i.as_array())
+                .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .map(move |i| (a, i))
@@ -105,10 +214,18 @@ pub fn status_table(st: &StatusSnapshot) -> String {
         .collect();
     if !instances.is_empty() {
         let _ = writeln!(out, "\nINSTANCES");
-        let _ = writeln!(
-            out,
-            "  {:<12} {:<10} {:<20} {:<10} {:<10} {:<10} {:<8} STATUS MESSAGE",
-            "ACCOUNT", "ID", "LABEL", "STATE", "ACTUAL", "INTENDED", "BID"
+        let mut table = Table::new(
+            vec![
+                "ACCOUNT",
+                "ID",
+                "LABEL",
+                "STATE",
+                "ACTUAL",
+                "INTENDED",
+                "BID",
+                "STATUS MESSAGE",
+            ],
+            vec![1],
         );
         for (a, i) in instances {
             // Its monitor keeps failing: what it shows may be out of date.
@@ -116,9 +233,7 @@ pub fn status_table(st: &StatusSnapshot) -> String {
                 true => "degraded".to_string(),
                 false => s(i, "phase"),
             };
-            let _ = writeln!(
-                out,
-                "  {:<12} {:<10} {:<20} {:<10} {:<10} {:<10} {:<8} {}",
+            table.row(vec![
                 s(a, "name"),
                 s(i, "id"),
                 s(i, "label"),
@@ -126,20 +241,29 @@ pub fn status_table(st: &StatusSnapshot) -> String {
                 s(i, "actual_status"),
                 s(i, "intended_status"),
                 s(i, "is_bid"),
-                s(i, "status_msg")
-            );
+                s(i, "status_msg"),
+            ]);
         }
+        table.render(&mut out);
     }
+
     let _ = writeln!(out, "\nTARGETS");
-    let _ = writeln!(
-        out,
-        "  {:<20} {:<9} {:<9} {:>6} {:>6} {:>6} {:>8} {:<26} LAST ERROR",
-        "NAME", "SERVICE", "STATE", "QUEUE", "SENT", "FAILED", "RESTARTS", "LAST SUCCESS"
+    let mut table = Table::new(
+        vec![
+            "NAME",
+            "SERVICE",
+            "STATE",
+            "QUEUE",
+            "SENT",
+            "FAILED",
+            "RESTARTS",
+            "LAST SUCCESS",
+            "LAST ERROR",
+        ],
+        vec![3, 4, 5, 6],
     );
     for t in &st.targets {
-        let _ = writeln!(
-            out,
-            "  {:<20} {:<9} {:<9} {:>6} {:>6} {:>6} {:>8} {:<26} {}",
+        table.row(vec![
             s(t, "name"),
             s(t, "service"),
             s(t, "state"),
@@ -147,23 +271,23 @@ pub fn status_table(st: &StatusSnapshot) -> String {
             s(t, "sent"),
             s(t, "failed"),
             s(t, "restarts"),
-            s(t, "last_success"),
-            s(t, "last_error")
-        );
+            age(t, "last_success", now),
+            s(t, "last_error"),
+        ]);
     }
+    table.render(&mut out);
+
     let _ = writeln!(out, "\nCONFIG FILES");
+    let mut table = Table::new(vec!["PATH", "STATE"], vec![]);
     for f in &st.config_files {
-        let _ = writeln!(
-            out,
-            "  {:<50} {}",
-            s(f, "path"),
-            if f.get("ok").and_then(|o| o.as_bool()) == Some(true) {
-                "ok".to_string()
-            } else {
-                s(f, "error")
-            }
-        );
+        let state = if f.get("ok").and_then(Value::as_bool) == Some(true) {
+            "ok".to_string()
+        } else {
+            s(f, "error")
+        };
+        table.row(vec![s(f, "path"), state]);
     }
+    table.render(&mut out);
     out
 }
 
@@ -186,7 +310,7 @@ pub fn event_line(e: &Event) -> String {
 }
 
 /// Whether the account's list `key` (e.g. `degraded_machines`) holds `id`.
-fn listed_in(account: &serde_json::Value, key: &str, id: Option<&serde_json::Value>) -> bool {
+fn listed_in(account: &Value, key: &str, id: Option<&Value>) -> bool {
     let list = account.get(key).and_then(|d| d.as_array());
     matches!((list, id), (Some(list), Some(id)) if list.contains(id))
 }
@@ -195,6 +319,72 @@ fn listed_in(account: &serde_json::Value, key: &str, id: Option<&serde_json::Val
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn status_table_aligns_columns_shows_ages_and_counts_in_words() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T19:10:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let st = StatusSnapshot {
+            version: "1.2.3".into(),
+            started_at: "2026-11-22T17:05:00.123456789Z".into(),
+            uptime_seconds: 7500,
+            accounts: vec![
+                json!({"name": "a", "state": "ok", "restarts": 0,
+                       "last_poll": "2026-11-22T19:09:47.999999Z",
+                       "machines": [{"machine_id": 1, "hostname": "rig", "gpus_occupied": 1,
+                                     "gpus_total": 2, "rentals": [{"id": "m1-0001",
+                                     "gpu_type": "D", "status": "running"}]}]}),
+                json!({"name": "a-much-longer-account-name", "state": "stale", "restarts": 12,
+                       "machines": [], "last_error": "upstream 502"}),
+            ],
+            targets: vec![
+                json!({"name": "ops-discord-with-a-long-name", "service": "discord",
+                                 "state": "ok", "queue_depth": 0, "sent": 1234, "failed": 3,
+                                 "restarts": 0, "last_success": "2026-11-22T18:59:30Z"}),
+            ],
+            ..StatusSnapshot::default()
+        };
+        let table = status_table(&st, now);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "vast-supervisor 1.2.3, up 2h 5m (since 2026-11-22 17:05:00 UTC)"
+        );
+        assert_eq!(
+            lines[1],
+            "watching 2 accounts: 1 machine, 1 rental, 0 instances; 1 target"
+        );
+        // Every row of a section starts each column where its header does.
+        let section = |title: &str| -> Vec<&str> {
+            let at = lines.iter().position(|l| *l == title).unwrap();
+            lines[at + 1..]
+                .iter()
+                .take_while(|l| !l.is_empty())
+                .copied()
+                .collect()
+        };
+        let accounts = section("ACCOUNTS");
+        let column = accounts[0].find("STATE").unwrap();
+        for row in &accounts[1..] {
+            let before = &row[..column];
+            assert!(before.ends_with("  "), "{row:?}");
+            assert_ne!(&row[column..column + 1], " ", "{row:?}");
+        }
+        assert!(accounts[1].contains("12s ago"), "{}", accounts[1]);
+        assert!(!table.contains("19:09:47.9"), "no raw timestamps:\n{table}");
+        let targets = section("TARGETS");
+        // Right-aligned numbers end under their header.
+        let sent_end = targets[0].find("SENT").unwrap() + "SENT".len();
+        assert_eq!(&targets[1][sent_end - 4..sent_end], "1234");
+        assert!(targets[1].contains("10m 30s ago"), "{}", targets[1]);
+        assert_eq!(
+            targets[1].split_whitespace().nth(5),
+            Some("3"),
+            "FAILED: {}",
+            targets[1]
+        );
+    }
 
     #[test]
     fn status_table_shows_restarts_and_degraded_machines() {
@@ -212,7 +402,7 @@ mod tests {
             targets: vec![json!({"name": "log", "state": "ok", "restarts": 2})],
             ..StatusSnapshot::default()
         };
-        let table = status_table(&st);
+        let table = status_table(&st, Utc::now());
         let line = |needle: &str| {
             table
                 .lines()
@@ -244,7 +434,7 @@ mod tests {
             })],
             ..StatusSnapshot::default()
         };
-        let table = status_table(&st);
+        let table = status_table(&st, Utc::now());
         let row = table
             .lines()
             .find(|l| l.contains("train-7"))

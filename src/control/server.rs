@@ -6,7 +6,9 @@
 //! the published snapshot, so neither idle nor following clients delay it.
 
 use super::protocol::{ControlRequest, PublishedStatus};
-use crate::actors::supervisor::{NotifyTest, RefreshStatus, Reload, StatusDemand, Supervisor};
+use crate::actors::supervisor::{
+    NotifyTest, NotifyTestError, RefreshStatus, Reload, StatusDemand, Supervisor,
+};
 use crate::store::StoreHandle;
 use actix::Addr;
 use serde_json::json;
@@ -199,7 +201,10 @@ async fn handle(
             };
             let reply = match sup.send(NotifyTest { target }).await {
                 Ok(Ok(answer)) => json!({"ok": true, "answer": answer}),
-                Ok(Err(e)) => json!({"ok": false, "error": e}),
+                Ok(Err(e @ NotifyTestError::UnknownTarget { .. })) => {
+                    json!({"ok": false, "error": e.to_string(), "usage": true})
+                }
+                Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
                 Err(e) => json!({"ok": false, "error": e.to_string()}),
             };
             write_line(&mut write, &reply).await

@@ -44,6 +44,13 @@ pub struct HealthRecord {
     /// The last poll error, for status and the text of `account_restored`.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The last successful poll before the current run of failed polls: the `since` of
+    /// `account_stale` (`None` when no poll succeeded before them since the daemon started).
+    #[serde(default)]
+    pub failing_after: Option<DateTime<Utc>>,
+    /// The last failed poll of the current run: the `since` of `account_restored`.
+    #[serde(default)]
+    pub last_failed_poll: Option<DateTime<Utc>>,
 }
 
 impl Default for HealthRecord {
@@ -53,21 +60,28 @@ impl Default for HealthRecord {
             since: None,
             failed_polls: 0,
             last_error: None,
+            failing_after: None,
+            last_failed_poll: None,
         }
     }
 }
 
 /// What one finished poll (`error`: why it failed) does to the health `prev`: the next record and
-/// the events that announce the change (at most one).
+/// the events that announce the change (at most one). `last_success` is the time of the last
+/// successful poll before this one, if the caller knows it. Each event's `(since, time]` holds the
+/// change it announces: `account_stale` starts at the last success before the failures,
+/// `account_restored` and `account_auth_failed` at the poll before this one.
 pub fn after_poll(
     prev: &HealthRecord,
     error: Option<&VastError>,
     stale_after_polls: u32,
     account: &str,
     now: DateTime<Utc>,
+    last_success: Option<DateTime<Utc>>,
 ) -> (HealthRecord, Vec<Event>) {
     let mut next = prev.clone();
     let mut events = Vec::new();
+    let previous_poll = last_success.max(prev.last_failed_poll);
     match error {
         None => {
             if prev.state != AccountHealth::Ok {
@@ -80,15 +94,19 @@ pub fn after_poll(
                     format!("Vast polling for {account} works again"),
                     format!("Polls succeed again after {previous} ({error})."),
                     json!({ "previous_state": previous, "since": prev.since }),
+                    previous_poll,
                 ));
                 next.state = AccountHealth::Ok;
                 next.since = Some(now);
             }
             next.failed_polls = 0;
             next.last_error = None;
+            next.failing_after = None;
+            next.last_failed_poll = None;
         }
         Some(error @ VastError::Unauthorized { .. }) => {
             next.last_error = Some(error.to_string());
+            next.last_failed_poll = Some(now);
             if prev.state != AccountHealth::AuthFailed {
                 next.state = AccountHealth::AuthFailed;
                 next.since = Some(now);
@@ -99,15 +117,21 @@ pub fn after_poll(
                     format!("Vast rejected the API key of {account}"),
                     "The key is wrong or was revoked. Polling slows to a probe every few minutes until it works again.",
                     json!({ "error": error.to_string() }),
+                    previous_poll,
                 ));
             }
         }
         Some(error) => {
             next.last_error = Some(error.to_string());
+            next.last_failed_poll = Some(now);
             next.failed_polls = prev.failed_polls.saturating_add(1);
+            if prev.failed_polls == 0 {
+                next.failing_after = last_success;
+            }
             if next.failed_polls >= stale_after_polls && prev.state == AccountHealth::Ok {
                 next.state = AccountHealth::Stale;
                 next.since = Some(now);
+                let window_start = next.failing_after;
                 events.push(health_event(
                     account,
                     EventKind::AccountStale,
@@ -118,6 +142,7 @@ pub fn after_poll(
                         next.failed_polls, error
                     ),
                     json!({ "failed_polls": next.failed_polls, "reason": error.reason() }),
+                    window_start,
                 ));
             }
         }
@@ -135,6 +160,7 @@ fn health_event(
     title: impl Into<String>,
     text: impl Into<String>,
     data: serde_json::Value,
+    since: Option<DateTime<Utc>>,
 ) -> Event {
     Event::new(
         format!("{account}:{kind}:{}", now.timestamp_millis()),
@@ -147,6 +173,7 @@ fn health_event(
         title,
         text,
     )
+    .with_since(since)
     .with_data(data)
 }
 
@@ -169,28 +196,56 @@ mod tests {
         VastError::Unauthorized { status: 401 }
     }
 
-    /// Runs polls through [`after_poll`], persisting the record through JSON after each one (as
-    /// the store would), and collects every event's kind.
+    /// Runs polls (one a second from `start`) through [`after_poll`], persisting the record
+    /// through JSON after each one (as the store would), and collects every event. Like a daemon
+    /// that just started, it knows of no successful poll before its own.
     fn run(
         mut record: HealthRecord,
         polls: &[Option<VastError>],
         start: u32,
     ) -> (HealthRecord, Vec<Event>) {
         let mut events = Vec::new();
+        let mut last_success = None;
         for (i, error) in polls.iter().enumerate() {
+            let now = t(start + i as u32);
             let (next, evs) = after_poll(
                 &record,
                 error.as_ref(),
                 STALE_AFTER,
                 ACCOUNT,
-                t(start + i as u32),
+                now,
+                last_success,
             );
             let stored = serde_json::to_string(&next).unwrap();
             record = serde_json::from_str(&stored).unwrap();
             assert_eq!(record, next, "the record survives storage unchanged");
             events.extend(evs);
+            if error.is_none() {
+                last_success = Some(now);
+            }
         }
         (record, events)
+    }
+
+    #[test]
+    fn each_health_event_window_holds_the_change_it_announces() {
+        let fail = || Some(upstream());
+        // Polls at t0 (ok), t1 (ok), t2..t4 failing: stale at t4, but polling broke after t1.
+        let (_, events) = run(
+            HealthRecord::default(),
+            &[None, None, fail(), fail(), fail(), fail(), None],
+            0,
+        );
+        assert_eq!(kinds(&events), ["account_stale", "account_restored"]);
+        assert_eq!((events[0].since, events[0].time), (Some(t(1)), t(4)));
+        // It works again after the last failed poll (t5).
+        assert_eq!((events[1].since, events[1].time), (Some(t(5)), t(6)));
+        let (_, events) = run(HealthRecord::default(), &[None, Some(unauthorized())], 0);
+        assert_eq!((events[0].since, events[0].time), (Some(t(0)), t(1)));
+        // Failing from the first poll after start: nothing bounds the window.
+        let (_, events) = run(HealthRecord::default(), &[fail(), fail(), fail()], 0);
+        assert_eq!(kinds(&events), ["account_stale"]);
+        assert_eq!(events[0].since, None);
     }
 
     fn kinds(events: &[Event]) -> Vec<&'static str> {
@@ -215,7 +270,9 @@ mod tests {
                 state: AccountHealth::Ok,
                 since: Some(t(102)),
                 failed_polls: 0,
-                last_error: None
+                last_error: None,
+                failing_after: None,
+                last_failed_poll: None,
             }
         );
     }
@@ -271,7 +328,14 @@ mod tests {
 
     #[test]
     fn a_quiet_healthy_poll_changes_nothing_that_needs_storing() {
-        let (next, events) = after_poll(&HealthRecord::default(), None, STALE_AFTER, ACCOUNT, t(0));
+        let (next, events) = after_poll(
+            &HealthRecord::default(),
+            None,
+            STALE_AFTER,
+            ACCOUNT,
+            t(0),
+            None,
+        );
         assert_eq!(next, HealthRecord::default());
         assert!(events.is_empty());
     }

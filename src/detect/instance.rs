@@ -46,7 +46,8 @@
 //! again (a glitch of the lookup) is taken back silently.
 //!
 //! **Events.** Ids are `"{account}:i{instance_id}:{seq}"`, `seq` counting every event of the
-//! instance; `time` is `now`, `since` the previous observation. Order within one observation:
+//! instance; `time` is `now`, `since` the previous observation (for `instance_stuck`, the observation
+//! before the episode was first seen, so the stop lies in `(since, time]`). Order within one observation:
 //! created, phase change, error, stuck. `data` always holds `actual_status, intended_status,
 //! cur_state, is_bid, status_msg, gpu_name, num_gpus, dph_total, machine_id`; phase changes add
 //! `previous_status` (+ `running_seconds` when leaving running; + `min_bid, dph_base` for a
@@ -163,6 +164,9 @@ pub struct InstanceState {
     pub running_since: Option<DateTime<Utc>>,
     /// First observation of the current "meant to run but not running" episode.
     pub not_running_since: Option<DateTime<Utc>>,
+    /// The observation before `not_running_since`, the `since` of `instance_stuck` (`None` when
+    /// the episode began at first sight, and in states stored before it was kept).
+    pub not_running_after: Option<DateTime<Utc>>,
     /// `instance_stuck` was sent for the current episode.
     pub stuck_alerted: bool,
     /// The message `instance_error` was last sent for, while it persists.
@@ -282,7 +286,11 @@ pub fn observe_instance(
     }
 
     if s.phase != InstancePhase::Running && s.meant_to_run() {
-        let episode_start = *s.not_running_since.get_or_insert(now);
+        if s.not_running_since.is_none() {
+            s.not_running_since = Some(now);
+            s.not_running_after = since;
+        }
+        let episode_start = s.not_running_since.unwrap_or(now);
         let waited = seconds_between(episode_start, now);
         if !s.stuck_alerted
             && !rules.stuck_after.is_zero()
@@ -295,16 +303,20 @@ pub fn observe_instance(
                 fmt_seconds(waited),
                 status_line(&s)
             );
-            em.emit(
+            // The episode began after the observation before its first sighting.
+            let window_start = s.not_running_after;
+            em.emit_since(
                 EventKind::InstanceStuck,
                 format!("Instance {} is stuck", em.name),
                 text,
                 data,
+                window_start,
             );
             s.stuck_alerted = true;
         }
     } else {
         s.not_running_since = None;
+        s.not_running_after = None;
         s.stuck_alerted = false;
     }
 
@@ -354,6 +366,7 @@ pub fn instance_missing(
     );
     s.destroyed = true;
     s.not_running_since = None;
+    s.not_running_after = None;
     s.stuck_alerted = false;
     s.running_since = None;
     s.last_seen = now;
@@ -634,6 +647,17 @@ impl<'a> Emitter<'a> {
 
     fn emit(&mut self, kind: EventKind, title: String, text: String, data: Value) {
         self.events.emit(kind, title, text, data);
+    }
+
+    fn emit_since(
+        &mut self,
+        kind: EventKind,
+        title: String,
+        text: String,
+        data: Value,
+        since: Option<DateTime<Utc>>,
+    ) {
+        self.events.emit_since(kind, title, text, data, since);
     }
 
     fn finish(self) -> (u64, Vec<Event>) {

@@ -5,12 +5,14 @@
 //! added/removed, adoption) and drives the rental diff of [`super::rental`]. Pure: time comes from
 //! the [`Observation`], nothing is read or written outside the values passed in.
 
-use super::rental::{parse_clients, PollInput, RentalBook, RentalStatus, RentalSummary};
+use super::assign::{parse_clients, PollInput};
+use super::rental::{RentalBook, RentalStatus, RentalSummary};
 use super::{
     finite_non_negative, fmt_seconds, format_occupancy, parse_occupancy, quantize, round6,
     seconds_between, Adoption, Counters, Emitter, Observation, Rates,
 };
 use crate::event::{Event, EventKind};
+use crate::util::counted;
 use crate::vast::Machine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,29 +23,60 @@ use serde_json::{json, Value};
 pub struct OfflineState {
     /// First observation of the current `timeout > 0` condition.
     pub pending_since: Option<DateTime<Utc>>,
+    /// The observation before `pending_since`, the `since` of `machine_offline` (`None` on first
+    /// sight, and in states stored before it was kept).
+    #[serde(default)]
+    pub pending_after: Option<DateTime<Utc>>,
     /// When `machine_offline` was sent for it.
     pub alerted_at: Option<DateTime<Utc>>,
-    /// Consecutive `timeout == 0` observations since the condition began to clear.
-    pub clear_polls: u32,
-    /// The first of those observations.
-    pub clear_since: Option<DateTime<Utc>>,
+    /// `timeout == 0` observations in a row since the alerted condition began to clear.
+    #[serde(flatten)]
+    pub clearing: ClearStreak,
     /// Last positive timeout reported, seconds.
     pub last_timeout: Option<f64>,
 }
 
-/// The error condition (`error_description`), its confirmation count and repeat timer.
+/// The error episode (`error_description`): alerted on first sight, ended by clean polls.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorState {
-    /// An error text waiting for confirmation.
-    pub pending: Option<String>,
-    pub pending_polls: u32,
-    pub pending_since: Option<DateTime<Utc>>,
-    /// The error text `machine_error` was last sent for.
+    /// The error text `machine_error` was last sent for; `Some` for the whole episode.
     pub alerted: Option<String>,
-    /// When the alerted error condition began (first seen, before confirmation).
+    /// When the episode began (the first observation of the error).
     pub alerted_since: Option<DateTime<Utc>>,
-    /// When `machine_error` was last sent.
+    /// The observation before `alerted_since`, the `since` of the episode's reminders.
+    #[serde(default)]
+    pub alerted_after: Option<DateTime<Utc>>,
+    /// When `machine_error` was last sent (first alert, new text or reminder).
     pub last_sent: Option<DateTime<Utc>>,
+    /// Observations without the error in a row since it was last seen.
+    #[serde(flatten)]
+    pub clearing: ClearStreak,
+}
+
+/// The recovery hysteresis of an alerted condition: clean observations in a row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClearStreak {
+    #[serde(default)]
+    pub clear_polls: u32,
+    /// The first of them.
+    #[serde(default)]
+    pub clear_since: Option<DateTime<Utc>>,
+    /// The observation before `clear_since`, the `since` of `machine_recovered`.
+    #[serde(default)]
+    pub clear_after: Option<DateTime<Utc>>,
+}
+
+impl ClearStreak {
+    /// Counts one clean observation at `now` (`prev_seen`: the one before); whether `needed`
+    /// came in a row.
+    fn clean(&mut self, now: DateTime<Utc>, prev_seen: Option<DateTime<Utc>>, needed: u32) -> bool {
+        self.clear_polls += 1;
+        if self.clear_since.is_none() {
+            self.clear_since = Some(now);
+            self.clear_after = prev_seen;
+        }
+        self.clear_polls >= needed.max(1)
+    }
 }
 
 /// Everything detection needs to know about one machine across polls and restarts.
@@ -135,8 +168,10 @@ pub fn machine_missing(
     let text = match ended.len() {
         0 => format!("{} ({}) is no longer in the account", em.host, s.machine_id),
         n => format!(
-            "{} ({}) is no longer in the account; {n} tracked rental(s) ended",
-            em.host, s.machine_id
+            "{} ({}) is no longer in the account; {} ended",
+            em.host,
+            s.machine_id,
+            counted(n, "tracked rental")
         ),
     };
     let data = json!({"rentals_ended": ended, "last_seen": prev.last_seen});
@@ -233,7 +268,7 @@ fn emitter_for<'a>(
     )
 }
 
-fn non_empty(v: Option<&str>) -> Option<String> {
+pub(super) fn non_empty(v: Option<&str>) -> Option<String> {
     v.map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
@@ -247,12 +282,48 @@ fn first_sight(
     adoption: Adoption,
 ) -> (MachineState, Vec<Event>) {
     let now = obs.now;
+    let slots = parse_occupancy(row.gpu_occupancy.as_deref().unwrap_or(""), row.num_gpus);
+    let mut s = baseline(previous, row, &slots, now);
+    let machine_id = s.machine_id;
+    let mut em = emitter_for(&s, obs, previous.map(|p| p.last_seen));
+    if row.gpu_occupancy.is_some() {
+        let input = poll_input(&s, row, &slots);
+        s.rentals.adopt(machine_id, &input, now);
+        s.rental_baseline = true;
+    }
+    if adoption == Adoption::Running {
+        let summary = serde_json::to_value(machine_summary(&s)).unwrap_or_default();
+        let text = format!(
+            "{} ({}): {}, {} in progress",
+            em.host,
+            machine_id,
+            em.gpus_text(s.num_gpus as usize),
+            counted(s.rentals.rentals.len(), "rental")
+        );
+        let title = format!("New machine {}", em.host);
+        em.emit(EventKind::MachineAdded, title, text, summary);
+    }
+    let prev_seen = previous.map(|p| p.last_seen);
+    observe_offline(&mut s, row, obs, prev_seen, &mut em);
+    observe_error(&mut s, row, obs, prev_seen, &mut em);
+    let (seq, events) = em.finish();
+    s.event_seq = seq;
+    (s, events)
+}
+
+/// The state of a machine taken in from `row` at `now` (or taken in again after it was removed),
+/// before any rule ran: no rentals yet, no offline or error condition, nothing alerted.
+pub(super) fn baseline(
+    previous: Option<&MachineState>,
+    row: &Machine,
+    slots: &[Option<super::GpuType>],
+    now: DateTime<Utc>,
+) -> MachineState {
     let machine_id = previous
         .map(|p| p.machine_id)
         .or_else(|| row.key())
         .unwrap_or(0);
-    let slots = parse_occupancy(row.gpu_occupancy.as_deref().unwrap_or(""), row.num_gpus);
-    let mut s = MachineState {
+    MachineState {
         machine_id,
         hostname: non_empty(row.hostname.as_deref())
             .or_else(|| previous.and_then(|p| p.hostname.clone())),
@@ -264,7 +335,7 @@ fn first_sight(
         event_seq: previous.map_or(0, |p| p.event_seq),
         removed: false,
         rental_baseline: false,
-        occupancy: format_occupancy(&slots),
+        occupancy: format_occupancy(slots),
         counters: Counters::from_row(row),
         alloc_disk_gb: finite_non_negative(row.alloc_disk_space),
         rentals: RentalBook {
@@ -278,33 +349,10 @@ fn first_sight(
         num_reports: finite_non_negative(row.num_reports),
         num_recent_reports: finite_non_negative(row.num_recent_reports),
         maintenance: normalize_maintenance(row.machine_maintenance.as_ref()),
-    };
-    let mut em = emitter_for(&s, obs, previous.map(|p| p.last_seen));
-    if row.gpu_occupancy.is_some() {
-        let input = poll_input(&s, row, &slots);
-        s.rentals.adopt(machine_id, &input, now);
-        s.rental_baseline = true;
     }
-    if adoption == Adoption::Running {
-        let summary = serde_json::to_value(machine_summary(&s)).unwrap_or_default();
-        let text = format!(
-            "{} ({}): {}, {} rental(s) in progress",
-            em.host,
-            machine_id,
-            em.gpus_text(s.num_gpus as usize),
-            s.rentals.rentals.len()
-        );
-        let title = format!("New machine {}", em.host);
-        em.emit(EventKind::MachineAdded, title, text, summary);
-    }
-    observe_offline(&mut s, row, obs, &mut em);
-    observe_error(&mut s, row, obs, &mut em);
-    let (seq, events) = em.finish();
-    s.event_seq = seq;
-    (s, events)
 }
 
-fn poll_input<'r>(
+pub(super) fn poll_input<'r>(
     s: &MachineState,
     row: &Machine,
     slots: &'r [Option<super::GpuType>],
@@ -330,8 +378,8 @@ fn observe_known(p: &MachineState, row: &Machine, obs: &Observation) -> (Machine
         s.gpu_name = Some(g);
     }
     let mut em = emitter_for(&s, obs, Some(p.last_seen));
-    observe_offline(&mut s, row, obs, &mut em);
-    observe_error(&mut s, row, obs, &mut em);
+    observe_offline(&mut s, row, obs, Some(p.last_seen), &mut em);
+    observe_error(&mut s, row, obs, Some(p.last_seen), &mut em);
     if let Some(occupancy) = row.gpu_occupancy.as_deref() {
         let slots = parse_occupancy(occupancy, row.num_gpus);
         let input = poll_input(&s, row, &slots);
@@ -357,18 +405,28 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Offline rule of the module docs.
-fn observe_offline(s: &mut MachineState, row: &Machine, obs: &Observation, em: &mut Emitter) {
+/// Offline rule of the module docs. `prev_seen` is the previous observation (`None` on first
+/// sight).
+fn observe_offline(
+    s: &mut MachineState,
+    row: &Machine,
+    obs: &Observation,
+    prev_seen: Option<DateTime<Utc>>,
+    em: &mut Emitter,
+) {
     let Some(timeout) = row.timeout.filter(|t| t.is_finite()) else {
         return;
     };
     let now = obs.now;
     let st = &mut s.offline;
     if timeout > 0.0 {
-        st.clear_polls = 0;
-        st.clear_since = None;
+        st.clearing = ClearStreak::default();
         st.last_timeout = Some(quantize(timeout));
-        let since = *st.pending_since.get_or_insert(now);
+        if st.pending_since.is_none() {
+            st.pending_since = Some(now);
+            st.pending_after = prev_seen;
+        }
+        let since = st.pending_since.unwrap_or(now);
         let grace = obs.rules.offline_grace.as_secs_f64();
         if st.alerted_at.is_none() && (seconds_between(since, now) >= grace || timeout >= grace) {
             st.alerted_at = Some(now);
@@ -379,30 +437,59 @@ fn observe_offline(s: &mut MachineState, row: &Machine, obs: &Observation, em: &
             );
             let title = format!("{} is offline", em.host);
             let data = json!({"timeout_seconds": timeout_seconds, "offline_since": since});
-            em.emit(EventKind::MachineOffline, title, text, data);
+            em.emit_since(
+                EventKind::MachineOffline,
+                title,
+                text,
+                data,
+                st.pending_after,
+            );
         }
     } else if let Some(pending_since) = st.pending_since {
-        st.clear_polls += 1;
-        let clear_since = *st.clear_since.get_or_insert(now);
-        if st.clear_polls >= obs.rules.recover_after_polls.max(1) {
-            if st.alerted_at.is_some() {
-                let down = seconds_between(pending_since, clear_since);
-                let text = format!("Checking in again after {}", fmt_seconds(down));
-                let title = format!("{} recovered", em.host);
-                let data = json!({
-                    "recovered_from": "offline",
-                    "down_seconds": down.round() as u64,
-                    "offline_since": pending_since,
-                });
-                em.emit(EventKind::MachineRecovered, title, text, data);
-            }
+        if st.alerted_at.is_none() {
+            // The machine checked in before the grace ran out: a blip, forgotten at once, so
+            // blips separated by a check-in never add up to an outage.
+            *st = OfflineState::default();
+            return;
+        }
+        if st
+            .clearing
+            .clean(now, prev_seen, obs.rules.recover_after_polls)
+        {
+            let down = seconds_between(pending_since, st.clearing.clear_since.unwrap_or(now));
+            let text = format!("Checking in again after {}", fmt_seconds(down));
+            let detail = ("offline_since", json!(pending_since));
+            emit_recovered(em, "offline", down, text, detail, st.clearing.clear_after);
             *st = OfflineState::default();
         }
     }
 }
 
-/// Error rule of the module docs.
-fn observe_error(s: &mut MachineState, row: &Machine, obs: &Observation, em: &mut Emitter) {
+/// `machine_recovered` from `condition` after `down` seconds; `detail` names what ended, `since`
+/// is the observation before the first clean one.
+fn emit_recovered(
+    em: &mut Emitter,
+    condition: &str,
+    down: f64,
+    text: String,
+    (key, value): (&str, Value),
+    since: Option<DateTime<Utc>>,
+) {
+    let title = format!("{} recovered", em.host);
+    let mut data = json!({"recovered_from": condition, "down_seconds": down.round() as u64});
+    data[key] = value;
+    em.emit_since(EventKind::MachineRecovered, title, text, data, since);
+}
+
+/// Error rule of the module docs. `prev_seen` is the previous observation (`None` on first
+/// sight).
+fn observe_error(
+    s: &mut MachineState,
+    row: &Machine,
+    obs: &Observation,
+    prev_seen: Option<DateTime<Utc>>,
+    em: &mut Emitter,
+) {
     let now = obs.now;
     let current = row
         .error_description
@@ -410,61 +497,63 @@ fn observe_error(s: &mut MachineState, row: &Machine, obs: &Observation, em: &mu
         .map(str::trim)
         .filter(|e| !e.is_empty() && !obs.rules.is_ignored(e));
     let st = &mut s.error;
-    let Some(text) = current else {
-        if let Some(error) = st.alerted.take() {
-            let down = st
-                .alerted_since
-                .map_or(0.0, |since| seconds_between(since, now));
-            let title = format!("{} recovered", em.host);
-            let message = format!("Error cleared after {}: {error}", fmt_seconds(down));
-            let data = json!({
-                "recovered_from": "error",
-                "down_seconds": down.round() as u64,
-                "error": error,
-            });
-            em.emit(EventKind::MachineRecovered, title, message, data);
+    let Some(alerted) = st.alerted.clone() else {
+        // No episode: a new one begins, alerted at once.
+        if let Some(text) = current {
+            *st = ErrorState {
+                alerted: Some(text.to_string()),
+                alerted_since: Some(now),
+                alerted_after: prev_seen,
+                last_sent: Some(now),
+                ..ErrorState::default()
+            };
+            let title = format!("Error on {}", em.host);
+            let data =
+                json!({"error": text, "repeat": false, "previous": null, "error_since": now});
+            em.emit(EventKind::MachineError, title, text.to_string(), data);
         }
-        *st = ErrorState::default();
         return;
     };
-    if st.alerted.as_deref() == Some(text) {
-        st.pending = None;
-        st.pending_polls = 0;
-        st.pending_since = None;
-        let repeat = obs.rules.error_repeat.as_secs_f64();
-        let due = st
-            .last_sent
-            .is_none_or(|sent| seconds_between(sent, now) >= repeat);
-        if repeat > 0.0 && due {
-            st.last_sent = Some(now);
-            let since = st.alerted_since.unwrap_or(now);
-            let title = format!("Error on {}", em.host);
-            let message = format!("Still failing since {}: {text}", iso(since));
-            let data = json!({"error": text, "repeat": true, "error_since": since});
-            em.emit(EventKind::MachineError, title, message, data);
+    let since = st.alerted_since.unwrap_or(now);
+    let Some(text) = current else {
+        if st
+            .clearing
+            .clean(now, prev_seen, obs.rules.recover_after_polls)
+        {
+            let down = seconds_between(since, st.clearing.clear_since.unwrap_or(now));
+            let text = format!("Error cleared after {}: {alerted}", fmt_seconds(down));
+            let detail = ("error", json!(alerted));
+            emit_recovered(em, "error", down, text, detail, st.clearing.clear_after);
+            *st = ErrorState::default();
         }
         return;
-    }
-    if st.pending.as_deref() == Some(text) {
-        st.pending_polls += 1;
-    } else {
-        st.pending = Some(text.to_string());
-        st.pending_polls = 1;
-        st.pending_since = Some(now);
-    }
-    if st.pending_polls >= obs.rules.error_confirm_polls.max(1) {
-        let previous = st.alerted.replace(text.to_string());
-        let since = *st
-            .alerted_since
-            .get_or_insert(st.pending_since.unwrap_or(now));
+    };
+    // Seen again: a flap within the episode changes nothing.
+    st.clearing = ClearStreak::default();
+    let title = format!("Error on {}", em.host);
+    if alerted != text {
+        st.alerted = Some(text.to_string());
         st.last_sent = Some(now);
-        st.pending = None;
-        st.pending_polls = 0;
-        st.pending_since = None;
-        let title = format!("Error on {}", em.host);
         let data =
-            json!({"error": text, "repeat": false, "previous": previous, "error_since": since});
+            json!({"error": text, "repeat": false, "previous": alerted, "error_since": since});
         em.emit(EventKind::MachineError, title, text.to_string(), data);
+        return;
+    }
+    let repeat = obs.rules.error_repeat.as_secs_f64();
+    let due = st
+        .last_sent
+        .is_none_or(|sent| seconds_between(sent, now) >= repeat);
+    if repeat > 0.0 && due {
+        st.last_sent = Some(now);
+        let message = format!("Still failing since {}: {text}", iso(since));
+        let data = json!({"error": text, "repeat": true, "previous": null, "error_since": since});
+        em.emit_since(
+            EventKind::MachineError,
+            title,
+            message,
+            data,
+            st.alerted_after,
+        );
     }
 }
 

@@ -39,9 +39,12 @@
 //!    `current_rentals_resident` did not rise, i.e. no new contract appeared).
 //! 5. The remaining started GPUs of one class become `k` new rentals, where `k` is how many more
 //!    rentals of that class run now (`running_on_demand`, or `running - running_on_demand`, minus the
-//!    ones already running or resumed), at least one per token group and at most one per GPU. GPU
-//!    sets named by `clients` are carved out first; the rest of a group (sorted indices) is cut into
-//!    contiguous chunks as even as possible, larger chunks first. The disk growth (plus storage
+//!    ones already running or resumed). GPU sets named by `clients` are carved out first. The rest
+//!    of a type is cut into contiguous runs: GPUs separated by a gap (an idle GPU, a GPU of another
+//!    type or one held by another rental) never belong to the same new rental, so there is at least
+//!    one rental per run and at most one per GPU. Only when the counters say more rentals than
+//!    there are runs are runs split further, each extra rental splitting the run whose pieces are
+//!    largest, into contiguous chunks as even as possible, larger chunks first. The disk growth (plus storage
 //!    released this poll) is shared among the new rentals in proportion to their GPU count, so it is
 //!    never counted twice; a `clients` storage figure for the exact GPU set wins over the share.
 //! 6. A disk drop not explained by the rentals that ended this poll ends the stored rental whose
@@ -53,19 +56,21 @@
 //!    ends from paused carries the GPUs it last held.
 //!
 //! **Offline.** `timeout > 0` first seen at `T`: `machine_offline` once `now - T >= offline_grace`,
-//! or at once if the reported `timeout` itself is `>= offline_grace` seconds. Recovery hysteresis:
-//! after `recover_after_polls` consecutive observations with `timeout == 0` the condition clears;
-//! `machine_recovered` (`recovered_from: offline`) only if `machine_offline` was sent. Until then a
-//! positive timeout keeps the original `T`, so a flapping machine is neither alerted early nor
-//! allowed to reset its grace; a flap that clears before the grace sends nothing. A null `timeout`
-//! changes nothing.
+//! or at once if the reported `timeout` itself is `>= offline_grace` seconds. Before the alert, the
+//! first observation with `timeout == 0` (the machine checked in) clears the condition, so blips
+//! separated by a check-in never add up to an outage. After the alert, recovery has hysteresis:
+//! `recover_after_polls` consecutive observations with `timeout == 0` end it with
+//! `machine_recovered` (`recovered_from: offline`); a positive timeout in between restarts the
+//! count. A null `timeout` changes nothing.
 //!
-//! **Errors.** A non-empty `error_description` not matching `ignore_errors` must be seen on
-//! `error_confirm_polls` consecutive observations before `machine_error`; while it persists,
-//! `machine_error` is re-sent every `error_repeat` (`data.repeat = true`; zero disables repeats);
-//! a different text while alerted is a new `machine_error` once confirmed; a cleared error (null,
-//! empty or ignored) gives `machine_recovered` (`recovered_from: error`) only if an error was sent.
-//! `""` and null are the same value.
+//! **Errors.** A non-empty `error_description` not matching `ignore_errors` sends `machine_error` on
+//! the first observation that shows it and opens an episode. The episode ends only after
+//! `recover_after_polls` consecutive observations without a (non-ignored) error, with
+//! `machine_recovered` (`recovered_from: error`); so a flapping error is one episode with one
+//! alert. While the same text persists, `machine_error` is re-sent every `error_repeat` after the
+//! last one, counting from the first alert (`data.repeat = true`; zero disables reminders). A
+//! different text within the episode is a new `machine_error` at once (`data.previous` names the
+//! old text). `""` and null are the same value.
 //!
 //! **Listing and reputation.** `listed` true->false `machine_unlisted`, false->true
 //! `machine_listed`; a `verification` change `machine_verification`; a rise of `num_reports` or of
@@ -81,15 +86,20 @@
 //! `machine_added`. Offline and error conditions present at first sight are evaluated like any
 //! other observation: a reported `timeout` already beyond the grace sends `machine_offline` at once
 //! (a machine that is down when the daemon starts matters), a shorter one starts the grace clock,
-//! and an error starts its confirmation count. [`machine_missing`] with an empty lookup sends
+//! and an error sends `machine_error`. [`machine_missing`] with an empty lookup sends
 //! `machine_removed` once and ends the machine's tracked rentals (`data.reason:
 //! "machine_removed"`); with a row, it is a list hiccup and the row is observed normally. A removed
 //! machine that comes back is adopted again, keeping its counters so event and rental ids stay
-//! unique.
+//! unique. A machine another monitor tracked (`vast-supervisor import`) starts instead from the
+//! state [`recorded::machine_from_record`] builds: its rentals keep their ids and start times
+//! (`adopted: false`), and only what they leave unexplained is adopted as above.
 //!
 //! **Events.** Ids are `"{account}:m{machine_id}:{seq}"`, `seq` counting every event of the
 //! machine; rental ids are `"m{machine_id}-{n:04}"`. Events carry `time = now` and `since` = the
-//! previous observation (none on first sight). Within one observation the order is: offline and
+//! previous observation (none on first sight), so the change lies in `(since, time]`. Events that
+//! confirm a change first seen earlier (`machine_offline` after the grace, `machine_recovered` after
+//! the hysteresis, `machine_error` reminders) carry as `since` the observation before that first
+//! sighting instead. Within one observation the order is: offline and
 //! error conditions, then rentals (preempt/pause/end, resume, start, storage-only end, each in
 //! rental order), then listing, verification, reports, maintenance. `data`: rental events
 //! `rental_id, gpus, gpu_type, rate_per_gpu_hour, storage_gb, storage_rate_per_gb_month, status,
@@ -101,7 +111,9 @@
 //! previous_recent`; `machine_maintenance` `machine_maintenance, previous`; `machine_added` the
 //! [`machine_summary`]; `machine_removed` `rentals_ended, last_seen`.
 
+mod assign;
 pub mod machine;
+pub mod recorded;
 pub mod rental;
 // The account itself: its polling health.
 pub mod health;
@@ -113,6 +125,10 @@ pub mod money;
 pub use machine::{
     machine_missing, machine_summary, observe_machine, ErrorState, MachineState, MachineSummary,
     OfflineState,
+};
+pub use recorded::{
+    machine_from_record, RecordProblem, RecordedGpuSegment, RecordedMachine, RecordedRental,
+    RecordedStorageSegment,
 };
 pub use rental::{GpuSegment, Rental, RentalBook, RentalStatus, RentalSummary, StorageSegment};
 
@@ -146,10 +162,9 @@ pub struct MachineRules {
     pub error_repeat: Duration,
     /// `error_description` values matching any of these are noise.
     pub ignore_errors: Vec<Regex>,
-    /// Consecutive `timeout == 0` observations before the offline condition clears.
+    /// Consecutive clean observations (`timeout == 0`; no error) before an alerted offline or
+    /// error condition ends with `machine_recovered`.
     pub recover_after_polls: u32,
-    /// Consecutive observations of the same error before `machine_error`.
-    pub error_confirm_polls: u32,
 }
 
 impl Default for MachineRules {
@@ -159,7 +174,6 @@ impl Default for MachineRules {
             error_repeat: Duration::from_secs(6 * 3600),
             ignore_errors: Vec::new(),
             recover_after_polls: 2,
-            error_confirm_polls: 2,
         }
     }
 }
@@ -464,6 +478,21 @@ impl<'a> EventSeq<'a> {
     }
 
     pub fn emit(&mut self, kind: EventKind, title: String, text: String, data: serde_json::Value) {
+        let since = self.since;
+        self.emit_since(kind, title, text, data, since);
+    }
+
+    /// An event whose change was first seen before this observation (a condition confirmed
+    /// after a grace or a hysteresis): `since` is the observation before the change was first
+    /// seen, so `(since, time]` still contains the change.
+    pub fn emit_since(
+        &mut self,
+        kind: EventKind,
+        title: String,
+        text: String,
+        data: serde_json::Value,
+        since: Option<DateTime<Utc>>,
+    ) {
         self.seq += 1;
         let id = format!("{}:{}:{}", self.account, self.key, self.seq);
         let event = Event::new(
@@ -475,7 +504,7 @@ impl<'a> EventSeq<'a> {
             title,
             text,
         )
-        .with_since(self.since)
+        .with_since(since)
         .with_data(data);
         self.events.push(event);
     }
@@ -535,6 +564,18 @@ impl<'a> Emitter<'a> {
 
     pub fn emit(&mut self, kind: EventKind, title: String, text: String, data: serde_json::Value) {
         self.events.emit(kind, title, text, data);
+    }
+
+    /// See [`EventSeq::emit_since`].
+    pub fn emit_since(
+        &mut self,
+        kind: EventKind,
+        title: String,
+        text: String,
+        data: serde_json::Value,
+        since: Option<DateTime<Utc>>,
+    ) {
+        self.events.emit_since(kind, title, text, data, since);
     }
 
     /// "2x RTX 4090".

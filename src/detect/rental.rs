@@ -2,20 +2,21 @@
 //!
 //! Owns [`Rental`] and [`RentalBook`]: which GPUs each rental holds, its status, storage, rates and
 //! earnings segments. It reads only the parsed poll it is handed and emits only rental events;
-//! machine conditions (offline, errors, listing) live in [`super::machine`].
+//! machine conditions (offline, errors, listing) live in [`super::machine`], the searches that
+//! decide who holds which GPUs in [`super::assign`].
 
+use super::assign::{
+    choose_pauses, match_storage, plan_new_rentals, started_groups, Planned, PollInput,
+};
 use super::{
-    finite_non_negative, fmt_gb, fmt_money, fmt_seconds, gpu_earnings, quantize, round6,
-    seconds_between, storage_earnings, Class, Counters, Emitter, GpuType, Rates, DISK_TOLERANCE_GB,
+    fmt_gb, fmt_money, fmt_seconds, gpu_earnings, quantize, round6, seconds_between,
+    storage_earnings, Class, Emitter, GpuType, Rates, DISK_TOLERANCE_GB,
 };
 use crate::event::EventKind;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
-
-/// Above this many candidates the pause/end and disk matching searches fall back to greedy rules.
-const MAX_EXHAUSTIVE: usize = 12;
+use std::collections::BTreeSet;
 
 /// At most this many stored rentals of unknown GPUs are adopted per class (garbage counters).
 const MAX_ADOPTED_STORED: i64 = 64;
@@ -203,90 +204,6 @@ pub struct RentalSummary {
     pub started: DateTime<Utc>,
 }
 
-/// GPU indices and storage that `clients` names for one contract (its shape is undocumented).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ClientGpus {
-    pub gpus: Vec<u32>,
-    pub storage_gb: Option<f64>,
-}
-
-/// Reads `clients` leniently, like vast-monitor: GPU indices from the longest integer list under
-/// a key naming gpu/device/idx/index/slot (not util/usage/percent), storage from the largest
-/// positive number under a key naming stor/disk/volume (not price/cost/rate/bandwidth/util/usage).
-pub(crate) fn parse_clients(clients: Option<&Value>) -> Vec<ClientGpus> {
-    let Some(Value::Array(items)) = clients else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for item in items {
-        let Value::Object(obj) = item else { continue };
-        let mut gpus: Vec<u32> = Vec::new();
-        let mut storage: Option<f64> = None;
-        for (key, value) in obj {
-            let k = key.to_ascii_lowercase();
-            let names_gpus = ["gpu", "device", "idx", "index", "slot"]
-                .iter()
-                .any(|w| k.contains(w))
-                && !["util", "usage", "percent"].iter().any(|w| k.contains(w));
-            let names_storage = ["stor", "disk", "volume"].iter().any(|w| k.contains(w))
-                && !["price", "cost", "rate", "bandwidth", "util", "usage"]
-                    .iter()
-                    .any(|w| k.contains(w));
-            if names_gpus {
-                if let Value::Array(list) = value {
-                    let ints: Option<Vec<u32>> = list
-                        .iter()
-                        .map(|v| v.as_u64().and_then(|n| u32::try_from(n).ok()))
-                        .collect();
-                    if let Some(ints) = ints {
-                        if ints.len() > gpus.len() {
-                            gpus = ints;
-                        }
-                    }
-                }
-            } else if names_storage {
-                if let Some(gb) = finite_non_negative(value.as_f64()).filter(|g| *g > 0.0) {
-                    storage = Some(storage.map_or(gb, |s: f64| s.max(gb)));
-                }
-            }
-        }
-        gpus.sort_unstable();
-        gpus.dedup();
-        if !gpus.is_empty() {
-            out.push(ClientGpus {
-                gpus,
-                storage_gb: storage,
-            });
-        }
-    }
-    out
-}
-
-/// One parsed poll, as the rental diff needs it.
-pub(crate) struct PollInput<'r> {
-    pub slots: &'r [Option<GpuType>],
-    pub old: Counters,
-    pub new: Counters,
-    /// `alloc_disk_space` before and now (absent = nothing allocated).
-    pub old_disk: Option<f64>,
-    pub new_disk: Option<f64>,
-    pub rates: Rates,
-    pub clients: Vec<ClientGpus>,
-}
-
-impl PollInput<'_> {
-    fn slot(&self, gpu: u32) -> Option<GpuType> {
-        self.slots.get(gpu as usize).copied().flatten()
-    }
-
-    fn client_storage(&self, gpus: &[u32]) -> Option<f64> {
-        self.clients
-            .iter()
-            .find(|c| c.gpus == gpus)
-            .and_then(|c| c.storage_gb)
-    }
-}
-
 /// The rentals of one machine and the counter for new rental ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RentalBook {
@@ -304,13 +221,6 @@ impl Default for RentalBook {
     }
 }
 
-/// A rental the poll creates: its type, GPUs and storage named by `clients`, if any.
-struct Planned {
-    gpu_type: GpuType,
-    gpus: Vec<u32>,
-    client_storage: Option<f64>,
-}
-
 impl RentalBook {
     pub fn get(&self, id: &str) -> Option<&Rental> {
         self.rentals.iter().find(|r| r.id == id)
@@ -325,7 +235,7 @@ impl RentalBook {
             .sum()
     }
 
-    fn next_id(&mut self, machine_id: u64) -> String {
+    pub(crate) fn next_id(&mut self, machine_id: u64) -> String {
         let id = format!("m{machine_id}-{:04}", self.next_seq);
         self.next_seq += 1;
         id
@@ -368,20 +278,27 @@ impl RentalBook {
     }
 
     /// Takes in the rentals of a machine seen for the first time, silently (module docs, "First
-    /// sight"). Returns nothing: adoption never emits rental events.
+    /// sight"). Returns nothing: adoption never emits rental events. Rentals already in the book
+    /// (recorded by another monitor, see [`super::recorded`]) keep their GPUs and count against
+    /// the counters; only what they leave unexplained is adopted.
     pub(crate) fn adopt(&mut self, machine_id: u64, input: &PollInput, now: DateTime<Utc>) {
         let held = self.held_gpus();
         let groups = started_groups(input, &held);
-        let planned = plan_new_rentals(groups, input, |class| input.new.running_of(class));
+        let running_before = [Class::OnDemand, Class::Other].map(|c| self.running_count(c));
+        let planned = plan_new_rentals(groups, input, |class| {
+            input.new.running_of(class) - running_before[class_index(class)]
+        });
+        let unexplained_stored = |class: Class| {
+            let known = self
+                .rentals
+                .iter()
+                .filter(|r| r.is_stored() && r.class() == class)
+                .count() as i64;
+            (input.new.stored_of(class) - known).clamp(0, MAX_ADOPTED_STORED)
+        };
         let stored: Vec<(GpuType, i64)> = vec![
-            (
-                GpuType::OnDemand,
-                input.new.stored_of(Class::OnDemand).min(MAX_ADOPTED_STORED),
-            ),
-            (
-                GpuType::Unknown,
-                input.new.stored_of(Class::Other).min(MAX_ADOPTED_STORED),
-            ),
+            (GpuType::OnDemand, unexplained_stored(Class::OnDemand)),
+            (GpuType::Unknown, unexplained_stored(Class::Other)),
         ];
         let stored_total: i64 = stored.iter().map(|(_, n)| n).sum();
         // Only a lone rental can be credited with the whole allocation; otherwise storage is unknown.
@@ -784,194 +701,4 @@ fn emit_end(r: &mut Rental, reason: &str, em: &mut Emitter) {
     );
     let title = format!("Rental ended on {}", em.host);
     em.emit(EventKind::RentalEnd, title, text, Value::Object(data));
-}
-
-/// Occupied GPUs not held by a running rental, grouped by token type, indices ascending.
-fn started_groups(input: &PollInput, held: &BTreeSet<u32>) -> BTreeMap<GpuType, Vec<u32>> {
-    let mut groups: BTreeMap<GpuType, Vec<u32>> = BTreeMap::new();
-    for (i, slot) in input.slots.iter().enumerate() {
-        let gpu = i as u32;
-        if let Some(t) = slot {
-            if !held.contains(&gpu) {
-                groups.entry(*t).or_default().push(gpu);
-            }
-        }
-    }
-    groups
-}
-
-/// Splits started GPU groups into new rentals (module docs, rule 5). `need(class)` is how many
-/// rentals of the class the counters say must start; the result is ordered by first GPU index.
-fn plan_new_rentals(
-    groups: BTreeMap<GpuType, Vec<u32>>,
-    input: &PollInput,
-    need: impl Fn(Class) -> i64,
-) -> Vec<Planned> {
-    let mut planned: Vec<Planned> = Vec::new();
-    for class in [Class::OnDemand, Class::Other] {
-        let mut rest: Vec<(GpuType, Vec<u32>)> = Vec::new();
-        let mut carved = 0i64;
-        for (&gpu_type, gpus) in groups.iter().filter(|(t, _)| t.class() == class) {
-            let mut remaining = gpus.clone();
-            for client in &input.clients {
-                if client.gpus.iter().all(|g| remaining.contains(g)) {
-                    remaining.retain(|g| !client.gpus.contains(g));
-                    carved += 1;
-                    planned.push(Planned {
-                        gpu_type,
-                        gpus: client.gpus.clone(),
-                        client_storage: client.storage_gb,
-                    });
-                }
-            }
-            if !remaining.is_empty() {
-                rest.push((gpu_type, remaining));
-            }
-        }
-        if rest.is_empty() {
-            continue;
-        }
-        let total_gpus: i64 = rest.iter().map(|(_, g)| g.len() as i64).sum();
-        let k_total = (need(class) - carved).clamp(rest.len() as i64, total_gpus);
-        let mut extra = k_total - rest.len() as i64;
-        for (gpu_type, gpus) in rest {
-            let more = extra.min(gpus.len() as i64 - 1);
-            extra -= more;
-            for chunk in split_even(&gpus, 1 + more as usize) {
-                planned.push(Planned {
-                    gpu_type,
-                    gpus: chunk,
-                    client_storage: None,
-                });
-            }
-        }
-    }
-    planned.sort_by_key(|p| p.gpus.first().copied());
-    planned
-}
-
-/// Cuts sorted indices into `k` contiguous chunks as even as possible, larger chunks first.
-pub(crate) fn split_even(gpus: &[u32], k: usize) -> Vec<Vec<u32>> {
-    let k = k.clamp(1, gpus.len().max(1));
-    let base = gpus.len() / k;
-    let bigger = gpus.len() % k;
-    let mut out = Vec::with_capacity(k);
-    let mut at = 0;
-    for c in 0..k {
-        let size = base + usize::from(c < bigger);
-        out.push(gpus[at..at + size].to_vec());
-        at += size;
-    }
-    out
-}
-
-/// Decides pause (true) or end (false) for each released rental (module docs, rule 3). Budgets are
-/// decremented by the pauses chosen.
-fn choose_pauses(
-    candidates: &[(Class, f64)],
-    budget_d: &mut i64,
-    budget_n: &mut i64,
-    drop: f64,
-) -> Vec<bool> {
-    let m = candidates.len();
-    let mut choice = vec![false; m];
-    if m == 0 {
-        return choice;
-    }
-    if m > MAX_EXHAUSTIVE {
-        // vast-monitor's rule: pause while the class budget lasts and the disk did not move.
-        for (k, (class, _)) in candidates.iter().enumerate() {
-            let budget = if *class == Class::OnDemand {
-                &mut *budget_d
-            } else {
-                &mut *budget_n
-            };
-            if *budget > 0 && drop < DISK_TOLERANCE_GB {
-                *budget -= 1;
-                choice[k] = true;
-            }
-        }
-        return choice;
-    }
-    let mut best: Option<(f64, u32, u32)> = None;
-    for mask in 0u32..(1 << m) {
-        let (mut pd, mut pn, mut ended) = (0i64, 0i64, 0.0f64);
-        for (k, (class, storage)) in candidates.iter().enumerate() {
-            if mask & (1 << k) != 0 {
-                match class {
-                    Class::OnDemand => pd += 1,
-                    Class::Other => pn += 1,
-                }
-            } else {
-                ended += storage;
-            }
-        }
-        if pd > *budget_d || pn > *budget_n {
-            continue;
-        }
-        let mut cost = (ended - drop).abs();
-        if cost < DISK_TOLERANCE_GB {
-            cost = 0.0;
-        }
-        let pauses = mask.count_ones();
-        let better = match best {
-            None => true,
-            Some((c, p, _)) => cost < c - 1e-9 || ((cost - c).abs() <= 1e-9 && pauses > p),
-        };
-        if better {
-            best = Some((cost, pauses, mask));
-        }
-    }
-    if let Some((_, _, mask)) = best {
-        for (k, (class, _)) in candidates.iter().enumerate() {
-            if mask & (1 << k) != 0 {
-                choice[k] = true;
-                match class {
-                    Class::OnDemand => *budget_d -= 1,
-                    Class::Other => *budget_n -= 1,
-                }
-            }
-        }
-    }
-    choice
-}
-
-/// Which stored rentals a disk drop of `drop` GB released (module docs, rule 6): the single best
-/// match within the tolerance, else the smallest set whose sizes sum to it; positions in `sizes`.
-fn match_storage(sizes: &[f64], drop: f64) -> Vec<usize> {
-    let best_single = sizes
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| **s > 0.0)
-        .map(|(k, s)| (k, (s - drop).abs()))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    if let Some((k, err)) = best_single {
-        if err < DISK_TOLERANCE_GB {
-            return vec![k];
-        }
-    }
-    let positive: Vec<usize> = (0..sizes.len()).filter(|&k| sizes[k] > 0.0).collect();
-    if positive.len() < 2 || positive.len() > MAX_EXHAUSTIVE {
-        return Vec::new();
-    }
-    let mut best: Option<(u32, u32)> = None;
-    for mask in 1u32..(1 << positive.len()) {
-        let sum: f64 = (0..positive.len())
-            .filter(|b| mask & (1 << b) != 0)
-            .map(|b| sizes[positive[b]])
-            .sum();
-        if (sum - drop).abs() < DISK_TOLERANCE_GB {
-            let members = mask.count_ones();
-            if best.is_none_or(|(n, _)| members < n) {
-                best = Some((members, mask));
-            }
-        }
-    }
-    best.map(|(_, mask)| {
-        (0..positive.len())
-            .filter(|b| mask & (1 << b) != 0)
-            .map(|b| positive[b])
-            .collect()
-    })
-    .unwrap_or_default()
 }

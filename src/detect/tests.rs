@@ -4,7 +4,7 @@ use super::*;
 use crate::event::Event;
 use serde_json::{json, Value};
 
-fn t(seconds: i64) -> DateTime<Utc> {
+pub(super) fn t(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-22T19:00:00Z")
         .unwrap()
         .with_timezone(&Utc)
@@ -12,7 +12,7 @@ fn t(seconds: i64) -> DateTime<Utc> {
 }
 
 /// An idle 4-GPU machine; `patch` overrides fields.
-fn row(patch: Value) -> Machine {
+pub(super) fn row(patch: Value) -> Machine {
     let mut base = json!({
         "id": 12345, "machine_id": 12345, "hostname": "rig-01", "gpu_name": "RTX 4090",
         "num_gpus": 4, "listed": true, "gpu_occupancy": "x x x x ",
@@ -33,7 +33,14 @@ fn row(patch: Value) -> Machine {
 }
 
 /// The rental fields of a row: occupancy, running, running_on_demand, resident, on_demand, disk.
-fn rent(occ: &str, running: i64, rod: i64, resident: i64, od: i64, disk: Option<f64>) -> Value {
+pub(super) fn rent(
+    occ: &str,
+    running: i64,
+    rod: i64,
+    resident: i64,
+    od: i64,
+    disk: Option<f64>,
+) -> Value {
     json!({
         "gpu_occupancy": occ, "current_rentals_running": running,
         "current_rentals_running_on_demand": rod, "current_rentals_resident": resident,
@@ -41,7 +48,7 @@ fn rent(occ: &str, running: i64, rod: i64, resident: i64, od: i64, disk: Option<
     })
 }
 
-fn merge(a: Value, b: Value) -> Value {
+pub(super) fn merge(a: Value, b: Value) -> Value {
     let mut a = a;
     if let (Value::Object(x), Value::Object(y)) = (&mut a, b) {
         for (k, v) in y {
@@ -201,7 +208,6 @@ fn rules_from_account_compile_patterns_and_reject_bad_ones() {
     assert_eq!(rules.offline_grace, Duration::from_secs(120));
     assert_eq!(rules.error_repeat, Duration::from_secs(6 * 3600));
     assert_eq!(rules.recover_after_polls, 2);
-    assert_eq!(rules.error_confirm_polls, 2);
     assert!(rules.is_ignored("Error: machine does not support VMs."));
     cfg.ignore_errors = vec!["(unclosed".into()];
     assert!(MachineRules::from_account(&cfg).is_err());
@@ -268,6 +274,188 @@ fn uneven_split_gives_larger_chunks_first_and_disk_by_gpu_count() {
     );
     assert_eq!(events[0].data["storage_gb"], 20.0);
     assert_eq!(events[1].data["storage_gb"], 10.0);
+}
+
+/// A machine of `n` idle GPUs.
+fn idle_n(n: usize) -> Value {
+    merge(
+        rent(&vec!["x"; n].join(" "), 0, 0, 0, 0, None),
+        json!({"num_gpus": n}),
+    )
+}
+
+/// Rentals started by one poll from an idle `n`-GPU machine: (type, GPUs) in GPU order.
+fn started_blocks(n: usize, occ: &str, running: i64, on_demand: i64) -> Vec<(String, Vec<u64>)> {
+    let mut sim = Sim::start(idle_n(n));
+    let patch = merge(
+        rent(occ, running, on_demand, running, on_demand, None),
+        json!({"num_gpus": n}),
+    );
+    sim.poll(patch)
+        .iter()
+        .map(|e| {
+            assert_eq!(e.kind, EventKind::RentalStart, "{e:?}");
+            let gpus = e.data["gpus"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_u64)
+                .collect();
+            (e.data["gpu_type"].as_str().unwrap().to_string(), gpus)
+        })
+        .collect()
+}
+
+#[test]
+fn renters_starting_together_are_told_apart_by_their_blocks() {
+    // (what, GPUs, occupancy, running, running_on_demand, expected blocks)
+    type Case = (
+        &'static str,
+        usize,
+        &'static str,
+        i64,
+        i64,
+        Vec<(&'static str, Vec<u64>)>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "2 + 3 with an idle GPU between",
+            6,
+            "D D x D D D",
+            2,
+            2,
+            vec![("D", vec![0, 1]), ("D", vec![3, 4, 5])],
+        ),
+        (
+            "3 + 2 with an idle GPU between",
+            6,
+            "D D D x D D",
+            2,
+            2,
+            vec![("D", vec![0, 1, 2]), ("D", vec![4, 5])],
+        ),
+        (
+            "1 + 4 with two idle GPUs between",
+            8,
+            "I x x I I I I x",
+            2,
+            0,
+            vec![("I", vec![0]), ("I", vec![3, 4, 5, 6])],
+        ),
+        (
+            "2 + 3 side by side, told apart by their types",
+            5,
+            "D D I I I",
+            2,
+            1,
+            vec![("D", vec![0, 1]), ("I", vec![2, 3, 4])],
+        ),
+        (
+            "3 + 1 side by side, interruptible and reserved",
+            4,
+            "I I I R",
+            2,
+            0,
+            vec![("I", vec![0, 1, 2]), ("R", vec![3])],
+        ),
+        (
+            "1 + 3 + 2 with gaps",
+            8,
+            "D x D D D x D D",
+            3,
+            3,
+            vec![("D", vec![0]), ("D", vec![2, 3, 4]), ("D", vec![6, 7])],
+        ),
+        (
+            "4 + 1 + 2 with gaps",
+            10,
+            "I I I I x I x x I I",
+            3,
+            0,
+            vec![("I", vec![0, 1, 2, 3]), ("I", vec![5]), ("I", vec![8, 9])],
+        ),
+        (
+            "2 + 1 + 3 side by side, three types",
+            6,
+            "D D R I I I",
+            3,
+            1,
+            vec![("D", vec![0, 1]), ("R", vec![2]), ("I", vec![3, 4, 5])],
+        ),
+        (
+            "a gap of another type between two blocks of one type",
+            6,
+            "D D I D D D",
+            3,
+            2,
+            vec![("D", vec![0, 1]), ("I", vec![2]), ("D", vec![3, 4, 5])],
+        ),
+        (
+            "more rentals than runs: the largest run is split",
+            7,
+            "D D D D x D D",
+            3,
+            3,
+            vec![("D", vec![0, 1]), ("D", vec![2, 3]), ("D", vec![5, 6])],
+        ),
+        (
+            "counters say fewer rentals than runs: still one per run",
+            6,
+            "D D x D D D",
+            1,
+            1,
+            vec![("D", vec![0, 1]), ("D", vec![3, 4, 5])],
+        ),
+    ];
+    for (what, n, occ, running, rod, expected) in cases {
+        let expected: Vec<(String, Vec<u64>)> = expected
+            .into_iter()
+            .map(|(t, g)| (t.to_string(), g))
+            .collect();
+        assert_eq!(started_blocks(n, occ, running, rod), expected, "{what}");
+    }
+}
+
+#[test]
+fn an_end_releases_the_rental_that_held_exactly_those_gpus() {
+    // 2 + 3 with a gap start together; the 3-GPU renter leaves, then the 2-GPU one.
+    let mut sim = Sim::start(idle_n(6));
+    let six = |occ: &str, running: i64| {
+        merge(
+            rent(occ, running, running, running, running, None),
+            json!({"num_gpus": 6}),
+        )
+    };
+    assert_eq!(
+        brief(&sim.poll(six("D D x D D D", 2))),
+        vec![
+            b("rental_start", "m12345-0001", &[0, 1]),
+            b("rental_start", "m12345-0002", &[3, 4, 5])
+        ]
+    );
+    assert_eq!(
+        brief(&sim.poll(six("D D x x x x", 1))),
+        vec![b("rental_end", "m12345-0002", &[3, 4, 5])]
+    );
+    assert_eq!(sim.rental("m12345-0001").gpus, vec![0, 1]);
+    assert_eq!(
+        brief(&sim.poll(six("x x x x x x", 0))),
+        vec![b("rental_end", "m12345-0001", &[0, 1])]
+    );
+}
+
+#[test]
+fn contiguous_runs_and_extra_rentals_split_the_largest_run() {
+    assert_eq!(
+        assign::contiguous_runs(&[0, 1, 3, 4, 5, 9]),
+        vec![vec![0, 1], vec![3, 4, 5], vec![9]]
+    );
+    assert!(assign::contiguous_runs(&[]).is_empty());
+    assert_eq!(assign::share_extra_rentals(&[2, 3], 0), vec![1, 1]);
+    assert_eq!(assign::share_extra_rentals(&[4, 2], 1), vec![2, 1]);
+    assert_eq!(assign::share_extra_rentals(&[6, 2], 2), vec![3, 1]);
+    assert_eq!(assign::share_extra_rentals(&[4, 4], 1), vec![2, 1]);
+    assert_eq!(assign::share_extra_rentals(&[1, 2], 5), vec![1, 2]);
 }
 
 #[test]
@@ -828,13 +1016,119 @@ fn a_timeout_flap_shorter_than_the_grace_sends_nothing() {
 }
 
 #[test]
-fn a_flapping_machine_keeps_its_grace_clock() {
+fn a_single_check_in_clears_a_pending_offline_so_blips_do_not_add_up() {
+    // The old rule kept the grace clock across a single clean poll and alerted here at t120.
     let mut sim = Sim::new(rules_with(|r| r.offline_grace = Duration::from_secs(90)));
     sim.poll_with(idle(), Adoption::FirstStart);
     assert!(sim.poll(json!({"timeout": 10})).is_empty()); // t30 first seen
-    assert!(sim.poll(json!({"timeout": 0})).is_empty()); // t60 single zero: not cleared
-    assert!(sim.poll(json!({"timeout": 10})).is_empty()); // t90
-    let events = sim.poll(json!({"timeout": 10})); // t120: 90 s since t30
+    assert!(sim.poll(json!({"timeout": 0})).is_empty()); // t60 checked in: cleared
+    assert!(sim.state().offline.pending_since.is_none());
+    assert!(sim.poll(json!({"timeout": 10})).is_empty()); // t90: a new blip
+    assert!(sim.poll(json!({"timeout": 10})).is_empty()); // t120: 30 s of it
+    assert_eq!(sim.state().offline.pending_since, Some(t(90)));
+    let events = sim.poll(json!({"timeout": 10})); // t150: still 60 s < 90 s
+    assert!(events.is_empty());
+    let events = sim.poll(json!({"timeout": 10})); // t180: 90 s since t90
+    assert_eq!(kinds(&events), vec!["machine_offline"]);
+    assert_eq!(events[0].data["offline_since"], json!(t(90)));
+}
+
+/// Polls `timeouts` at the given gaps (seconds before each poll) and returns every event.
+fn run_timeouts(grace: u64, polls: &[(i64, i64)]) -> Vec<Event> {
+    let rules = rules_with(|r| r.offline_grace = Duration::from_secs(grace));
+    let mut state: Option<MachineState> = None;
+    let mut now = 0;
+    let mut events = Vec::new();
+    for (k, &(gap, timeout)) in polls.iter().enumerate() {
+        now += gap;
+        let obs = Observation {
+            account: "alice",
+            now: t(now),
+            rules: &rules,
+        };
+        let adoption = if k == 0 {
+            Adoption::FirstStart
+        } else {
+            Adoption::Running
+        };
+        let patch = merge(idle(), json!({ "timeout": timeout }));
+        let (next, evs) = observe_machine(state.as_ref(), &row(patch), &obs, adoption);
+        state = Some(next);
+        events.extend(evs);
+    }
+    events
+}
+
+#[test]
+fn blips_with_one_clean_poll_between_them_never_alert_whatever_the_timing() {
+    // (seconds since the previous poll, reported timeout). Each blip is shorter than the grace
+    // (120 s) and followed by one poll where the machine checked in; together they span far more.
+    let tables: Vec<(&str, Vec<(i64, i64)>)> = vec![
+        (
+            "three blips of 12-65 s within two minutes at a 10 s poll",
+            vec![
+                (0, 0),
+                (10, 12),
+                (10, 0),
+                (10, 20),
+                (10, 30),
+                (10, 40),
+                (10, 0),
+                (10, 25),
+                (10, 35),
+                (10, 45),
+                (10, 55),
+                (10, 65),
+                (10, 0),
+                (10, 12),
+                (10, 0),
+            ],
+        ),
+        (
+            "blips of one poll each at a 30 s poll for ten minutes",
+            (0..20)
+                .map(|k| (if k == 0 { 0 } else { 30 }, if k % 2 == 1 { 30 } else { 0 }))
+                .collect(),
+        ),
+        (
+            "long blips just under the grace, clean polls 5 s apart",
+            vec![
+                (0, 0),
+                (60, 10),
+                (59, 70),
+                (5, 0),
+                (1, 5),
+                (118, 100),
+                (5, 0),
+                (1, 3),
+                (60, 60),
+                (59, 110),
+                (5, 0),
+            ],
+        ),
+        (
+            "irregular polls",
+            vec![
+                (0, 0),
+                (7, 3),
+                (41, 45),
+                (3, 0),
+                (90, 80),
+                (29, 0),
+                (13, 13),
+                (100, 119),
+                (1, 0),
+                (2, 1),
+                (2, 0),
+            ],
+        ),
+    ];
+    for (what, polls) in tables {
+        let events = run_timeouts(120, &polls);
+        assert!(events.is_empty(), "{what}: {:?}", kinds(&events));
+    }
+    // The same pattern without the check-ins is a real outage.
+    let events = run_timeouts(120, &[(0, 0), (10, 12), (60, 70), (60, 100)]);
     assert_eq!(kinds(&events), vec!["machine_offline"]);
 }
 
@@ -867,35 +1161,66 @@ fn down_machine_at_first_start_is_reported() {
 // ---- errors ----
 
 #[test]
-fn error_needs_confirmation_and_a_single_poll_blip_sends_nothing() {
+fn error_is_reported_on_first_sight_even_when_seen_on_a_single_poll() {
+    // The old rule needed the error on two polls in a row and sent nothing for a one-poll error.
     let mut sim = Sim::start(idle());
-    assert!(sim
-        .poll(json!({"error_description": "CDI failure"}))
-        .is_empty());
-    assert!(sim.poll(json!({"error_description": null})).is_empty());
-    assert!(sim
-        .poll(json!({"error_description": "CDI failure"}))
-        .is_empty());
-    let events = sim.poll(json!({"error_description": "CDI failure"}));
+    let events = sim.poll(json!({"error_description": "CDI failure"})); // t30
     assert_eq!(kinds(&events), vec!["machine_error"]);
     assert_eq!(events[0].data["error"], "CDI failure");
     assert_eq!(events[0].data["repeat"], false);
+    assert_eq!(events[0].data["previous"], Value::Null);
+    assert_eq!(events[0].data["error_since"], json!(t(30)));
     assert_eq!(events[0].text, "CDI failure");
     assert_eq!(events[0].title, "Error on rig-01");
+    assert_eq!(events[0].since, Some(t(0)));
+    assert!(sim.poll(json!({"error_description": null})).is_empty()); // t60: 1 of 2
+    let events = sim.poll(json!({"error_description": null})); // t90
+    assert_eq!(kinds(&events), vec!["machine_recovered"]);
+    assert_eq!(events[0].data["recovered_from"], "error");
+    assert_eq!(events[0].data["down_seconds"], 30);
+    // The error ended between the last poll that showed it and the first that did not.
+    assert_eq!(events[0].since, Some(t(30)));
+    assert_eq!(events[0].time, t(90));
 }
 
 #[test]
-fn persisting_error_repeats_every_error_repeat_not_every_poll() {
+fn a_flapping_error_is_one_episode_with_one_alert() {
+    let mut sim = Sim::start(idle());
+    let err = json!({"error_description": "CDI failure"});
+    let clean = json!({"error_description": null});
+    let mut log = Vec::new();
+    for patch in [
+        &err, &clean, &err, &clean, &err, &err, &clean, &err, &clean, &err,
+    ] {
+        log.extend(sim.poll(patch.clone()));
+    }
+    assert_eq!(kinds(&log), vec!["machine_error"]);
+    assert!(sim.poll(clean.clone()).is_empty());
+    let events = sim.poll(clean.clone());
+    assert_eq!(kinds(&events), vec!["machine_recovered"]);
+    // Down from the first sight (t30) to the first poll of the two clean ones (t330).
+    assert_eq!(events[0].data["down_seconds"], 300);
+    assert_eq!(events[0].since, Some(t(300)));
+}
+
+#[test]
+fn reminders_count_from_the_first_alert_across_flaps() {
     let mut sim = Sim::new(rules_with(|r| r.error_repeat = Duration::from_secs(90)));
-    sim.poll_with(idle(), Adoption::FirstStart);
+    sim.poll_with(idle(), Adoption::FirstStart); // t0
     let err = json!({"error_description": "disk failing"});
-    sim.poll(err.clone()); // t30
-    assert_eq!(kinds(&sim.poll(err.clone())), vec!["machine_error"]); // t60
-    assert!(sim.poll(err.clone()).is_empty()); // t90
-    assert!(sim.poll(err.clone()).is_empty()); // t120
-    let events = sim.poll(err.clone()); // t150: 90 s after t60
+    let clean = json!({"error_description": null});
+    assert_eq!(kinds(&sim.poll(err.clone())), vec!["machine_error"]); // t30
+    assert!(sim.poll(err.clone()).is_empty()); // t60
+    assert!(sim.poll(clean.clone()).is_empty()); // t90: a flap
+    let events = sim.poll(err.clone()); // t120: 90 s after the first alert
     assert_eq!(kinds(&events), vec!["machine_error"]);
     assert_eq!(events[0].data["repeat"], true);
+    assert_eq!(events[0].data["error_since"], json!(t(30)));
+    // A reminder's window is the episode's: it began after t0.
+    assert_eq!(events[0].since, Some(t(0)));
+    assert!(sim.poll(err.clone()).is_empty()); // t150
+    assert!(sim.poll(err.clone()).is_empty()); // t180
+    assert_eq!(kinds(&sim.poll(err.clone())), vec!["machine_error"]); // t210
 }
 
 #[test]
@@ -903,7 +1228,6 @@ fn zero_error_repeat_never_repeats() {
     let mut sim = Sim::new(rules_with(|r| r.error_repeat = Duration::ZERO));
     sim.poll_with(idle(), Adoption::FirstStart);
     let err = json!({"error_description": "x"});
-    sim.poll(err.clone());
     assert_eq!(kinds(&sim.poll(err.clone())), vec!["machine_error"]);
     for _ in 0..5 {
         assert!(sim.poll(err.clone()).is_empty());
@@ -911,18 +1235,25 @@ fn zero_error_repeat_never_repeats() {
 }
 
 #[test]
-fn changed_error_text_is_a_new_alert_once_confirmed_and_clearing_recovers() {
+fn changed_error_text_within_an_episode_is_a_new_alert_naming_the_previous() {
     let mut sim = Sim::start(idle());
-    sim.poll(json!({"error_description": "A"})); // t30
-    sim.poll(json!({"error_description": "A"})); // t60 alert A
-    assert!(sim.poll(json!({"error_description": "B"})).is_empty()); // t90
+    assert_eq!(
+        kinds(&sim.poll(json!({"error_description": "A"}))), // t30
+        vec!["machine_error"]
+    );
+    assert!(sim.poll(json!({"error_description": "A"})).is_empty()); // t60
+    assert!(sim.poll(json!({"error_description": null})).is_empty()); // t90: flap
     let events = sim.poll(json!({"error_description": "B"})); // t120
     assert_eq!(kinds(&events), vec!["machine_error"]);
     assert_eq!(events[0].data["previous"], "A");
+    assert_eq!(events[0].data["repeat"], false);
+    assert_eq!(events[0].data["error_since"], json!(t(30)));
+    assert_eq!(events[0].since, Some(t(90)));
     assert_eq!(sim.state().alerted_error(), Some("B"));
-    let events = sim.poll(json!({"error_description": ""})); // t150
+    assert!(sim.poll(json!({"error_description": ""})).is_empty()); // t150
+    let events = sim.poll(json!({"error_description": ""})); // t180
     assert_eq!(kinds(&events), vec!["machine_recovered"]);
-    assert_eq!(events[0].data["recovered_from"], "error");
+    assert_eq!(events[0].data["error"], "B");
     assert_eq!(events[0].data["down_seconds"], 120);
 }
 
@@ -930,7 +1261,6 @@ fn changed_error_text_is_a_new_alert_once_confirmed_and_clearing_recovers() {
 fn ignored_errors_and_empty_versus_null_send_nothing() {
     let rules = rules_with(|r| {
         r.ignore_errors = vec![Regex::new("does not support VMs").unwrap()];
-        r.error_confirm_polls = 1;
     });
     let mut sim = Sim::new(rules);
     sim.poll_with(idle(), Adoption::FirstStart);
@@ -946,10 +1276,9 @@ fn ignored_errors_and_empty_versus_null_send_nothing() {
 }
 
 #[test]
-fn an_error_turning_into_ignored_noise_recovers_the_alert() {
+fn an_error_turning_into_ignored_noise_ends_the_episode() {
     let rules = rules_with(|r| {
         r.ignore_errors = vec![Regex::new("^noise").unwrap()];
-        r.error_confirm_polls = 1;
     });
     let mut sim = Sim::new(rules);
     sim.poll_with(idle(), Adoption::FirstStart);
@@ -957,6 +1286,9 @@ fn an_error_turning_into_ignored_noise_recovers_the_alert() {
         kinds(&sim.poll(json!({"error_description": "real"}))),
         vec!["machine_error"]
     );
+    assert!(sim
+        .poll(json!({"error_description": "noise again"}))
+        .is_empty());
     assert_eq!(
         kinds(&sim.poll(json!({"error_description": "noise again"}))),
         vec!["machine_recovered"]
@@ -964,11 +1296,25 @@ fn an_error_turning_into_ignored_noise_recovers_the_alert() {
 }
 
 #[test]
-fn error_present_at_first_start_is_confirmed_on_the_next_poll() {
+fn recover_after_polls_one_ends_an_error_on_the_first_clean_poll() {
+    let mut sim = Sim::new(rules_with(|r| r.recover_after_polls = 1));
+    sim.poll_with(idle(), Adoption::FirstStart);
+    sim.poll(json!({"error_description": "x"}));
+    assert_eq!(
+        kinds(&sim.poll(json!({"error_description": null}))),
+        vec!["machine_recovered"]
+    );
+}
+
+#[test]
+fn error_present_at_first_start_is_reported_at_once() {
+    // The old rule waited for a second poll to confirm it.
     let mut sim = Sim::new(MachineRules::default());
     let err = json!({"error_description": "broken"});
-    assert!(sim.poll_with(err.clone(), Adoption::FirstStart).is_empty());
-    assert_eq!(kinds(&sim.poll(err)), vec!["machine_error"]);
+    let events = sim.poll_with(err.clone(), Adoption::FirstStart);
+    assert_eq!(kinds(&events), vec!["machine_error"]);
+    assert_eq!(events[0].since, None);
+    assert!(sim.poll(err).is_empty());
 }
 
 // ---- listing, verification, reports, maintenance ----
@@ -1092,6 +1438,30 @@ fn state_survives_a_json_round_trip() {
 }
 
 #[test]
+fn states_stored_before_the_event_windows_still_load_and_go_on() {
+    // A machine offline and in an error episode, stored by the previous version: the error was
+    // pending confirmation, and none of the window fields existed.
+    let mut sim = Sim::start(idle());
+    sim.poll(json!({"timeout": 300, "error_description": "A"}));
+    let mut old = serde_json::to_value(sim.state()).unwrap();
+    old["offline"] = json!({"pending_since": t(30), "alerted_at": t(30), "clear_polls": 0,
+                            "clear_since": null, "last_timeout": 300.0});
+    old["error"] = json!({"pending": "A", "pending_polls": 1, "pending_since": t(30),
+                          "alerted": null, "alerted_since": null, "last_sent": null});
+    let state: MachineState = serde_json::from_value(old).unwrap();
+    assert_eq!(state.offline.pending_after, None);
+    assert_eq!(state.offline.clearing, machine::ClearStreak::default());
+    sim.state = Some(state);
+    // The pending error is reported at once under the new rule; the offline episode ends
+    // after two clean polls with a window from the first of them.
+    let events = sim.poll(json!({"timeout": 0, "error_description": "A"})); // t60
+    assert_eq!(kinds(&events), vec!["machine_error"]);
+    let events = sim.poll(json!({"timeout": 0})); // t90
+    assert_eq!(kinds(&events), vec!["machine_recovered"]);
+    assert_eq!(events[0].since, Some(t(30)));
+}
+
+#[test]
 fn garbage_numbers_and_missing_fields_do_not_panic_or_invent_events() {
     let mut sim = running_d();
     let events = sim.poll(json!({
@@ -1126,14 +1496,14 @@ fn events_use_the_machine_id_when_there_is_no_hostname() {
 #[test]
 fn split_even_is_contiguous_and_larger_first() {
     assert_eq!(
-        rental::split_even(&[0, 1, 2, 3, 4], 2),
+        assign::split_even(&[0, 1, 2, 3, 4], 2),
         vec![vec![0, 1, 2], vec![3, 4]]
     );
     assert_eq!(
-        rental::split_even(&[1, 5, 6], 3),
+        assign::split_even(&[1, 5, 6], 3),
         vec![vec![1], vec![5], vec![6]]
     );
-    assert_eq!(rental::split_even(&[2, 3], 9), vec![vec![2], vec![3]]);
+    assert_eq!(assign::split_even(&[2, 3], 9), vec![vec![2], vec![3]]);
 }
 
 #[test]

@@ -485,13 +485,13 @@ impl Notifier {
         result
     }
 
-    /// Sends a test message (for `notify-test`): a `supervisor_start`-shaped event whose
-    /// `data.test` is true and whose title says it is a test.
+    /// Sends a test message (for `notify-test`): an event of kind `test` (never queued, so no
+    /// target filter applies to it) whose `data.test` is true.
     pub async fn send_test(&mut self) -> Result<Delivered, SendError> {
         let now = chrono::Utc::now();
         let event = Event::new(
             format!("test:{}:{}", self.target, now.timestamp_millis()),
-            EventKind::SupervisorStart,
+            EventKind::Test,
             None,
             Subject::Supervisor,
             now,

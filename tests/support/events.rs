@@ -1,11 +1,40 @@
-//! Reading what a `file://` target wrote, for end-to-end tests: the events so far, and waiting
-//! for one. Included with `#[path = "support/events.rs"] mod events;`.
+//! End-to-end tests through a `file://` target: starting the in-process actor tree that writes
+//! it, reading the events so far, and waiting for one. Included with
+//! `#[path = "support/events.rs"] mod events;`.
 #![allow(dead_code)] // each test uses some of these
 
+use actix::prelude::*;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
+use vast_supervisor::actors::{Supervisor, SupervisorOptions};
+use vast_supervisor::config::{AccountConfig, TargetConfig, TargetUrl};
 use vast_supervisor::event::Event;
+use vast_supervisor::store::StoreHandle;
+use vast_supervisor::vast::ClientOptions;
+
+/// The real actor tree with `accounts` (their state in `dir/state.db`), delivering to the file
+/// target `out`.
+pub fn start_file_supervisor(
+    accounts: Vec<AccountConfig>,
+    dir: &Path,
+    out: &Path,
+    client: ClientOptions,
+) -> Addr<Supervisor> {
+    let store = StoreHandle::open(&dir.join("state.db")).unwrap();
+    let target = TargetConfig::with_defaults(
+        "file",
+        TargetUrl::File {
+            path: out.to_path_buf(),
+        },
+    );
+    let opts = SupervisorOptions {
+        client,
+        flush_timeout: Duration::from_secs(2),
+        ..SupervisorOptions::default()
+    };
+    Supervisor::new(accounts, vec![target], store, opts).start()
+}
 
 /// Every event in the JSONL file (none if it does not exist yet). A last line without its
 /// newline is left out: a daemon killed with SIGKILL may leave one half written.

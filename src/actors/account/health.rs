@@ -39,20 +39,8 @@ pub(crate) async fn forget_removed_accounts(store: &StoreHandle, configured: BTr
 }
 
 impl AccountActor {
-    fn health_record(&self) -> HealthRecord {
-        HealthRecord {
-            state: self.health,
-            since: self.health_since,
-            failed_polls: self.consecutive_failures,
-            last_error: self.last_error.clone(),
-        }
-    }
-
     fn adopt_health(&mut self, record: HealthRecord) {
-        self.health = record.state;
-        self.health_since = record.since;
-        self.consecutive_failures = record.failed_polls;
-        self.last_error = record.last_error;
+        self.health = record;
         self.ops.metrics.set_state(self.status_state());
     }
 
@@ -100,13 +88,14 @@ impl AccountActor {
         error: Option<&VastError>,
         now: DateTime<Utc>,
     ) -> impl ActorFuture<Self, Output = ()> {
-        let current = self.health_record();
+        let current = self.health.clone();
         let (next, events) = after_poll(
             &current,
             error,
             self.cfg.stale_after_polls,
             &self.cfg.name,
             now,
+            self.last_poll,
         );
         match error {
             None => {

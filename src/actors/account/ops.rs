@@ -162,7 +162,7 @@ impl AccountActor {
     /// works but some machine's or instance's actor is backing off, or the state database
     /// refuses the commits of what polling finds.
     pub(super) fn status_state(&self) -> &'static str {
-        let health = self.health.as_str();
+        let health = self.health.state.as_str();
         let degraded = self.restart_logs.values().any(|l| l.degraded())
             || self.store.health().borrow().failing();
         if health == "ok" && degraded {
