@@ -7,7 +7,8 @@
 use super::diagnostic::{Diagnostic, LineIndex};
 use super::files::{read_bounded, MAX_CONFIG_FILE};
 use super::model::{AccountConfig, Globals, TargetConfig, MAIN_FILE_NAME};
-use super::parse::{analyse_file, content_hash, Declared, FileAnalysis};
+use super::outcome::{content_hash, Declared, FileAnalysis, FileConfig, FileOutcome};
+use super::parse::analyse_file;
 use crate::util::did_you_mean;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -15,49 +16,6 @@ use std::path::{Path, PathBuf};
 
 /// The sub-directory of the configuration directory that holds `*.toml` drop-in files.
 pub const CONF_D: &str = "conf.d";
-
-/// A file that parsed and validated: what it defines.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileConfig {
-    pub path: PathBuf,
-    /// Hash of the file's bytes, to tell on reload whether the file changed. Only comparable
-    /// within one process. Secrets read from other files or the environment are not part of it.
-    pub hash: u64,
-    pub accounts: Vec<AccountConfig>,
-    pub targets: Vec<TargetConfig>,
-    /// The global settings; `Some` for the main file only.
-    pub globals: Option<Globals>,
-}
-
-/// The result for one file: everything it defines, or every problem found in it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FileOutcome {
-    Ok(FileConfig),
-    Rejected {
-        path: PathBuf,
-        diagnostics: Vec<Diagnostic>,
-    },
-}
-
-impl FileOutcome {
-    pub fn path(&self) -> &Path {
-        match self {
-            FileOutcome::Ok(file) => &file.path,
-            FileOutcome::Rejected { path, .. } => path,
-        }
-    }
-
-    pub fn is_ok(&self) -> bool {
-        matches!(self, FileOutcome::Ok(_))
-    }
-
-    pub fn diagnostics(&self) -> &[Diagnostic] {
-        match self {
-            FileOutcome::Ok(_) => &[],
-            FileOutcome::Rejected { diagnostics, .. } => diagnostics,
-        }
-    }
-}
 
 /// Every file of a configuration directory, in load order (main file first, then `conf.d` by
 /// byte-wise name).
@@ -260,22 +218,6 @@ fn analyse_path(path: &Path, is_main: bool, env: &dyn Fn(&str) -> Option<String>
             let mut analysis = FileAnalysis::failed(path, diagnostic);
             analysis.hash = content_hash(&bytes);
             analysis
-        }
-    }
-}
-
-impl FileAnalysis {
-    fn failed(path: &Path, diagnostic: Diagnostic) -> FileAnalysis {
-        FileAnalysis {
-            path: path.to_path_buf(),
-            hash: 0,
-            accounts: Vec::new(),
-            targets: Vec::new(),
-            globals: None,
-            diagnostics: vec![diagnostic],
-            declared_accounts: Vec::new(),
-            declared_targets: Vec::new(),
-            account_refs: Vec::new(),
         }
     }
 }

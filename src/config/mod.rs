@@ -4,6 +4,7 @@
 //!
 //! - [`load`]: the directory, file order, and the checks that span files.
 //! - [`parse`]: one file, with positions for every problem.
+//! - [`outcome`]: what one file yields (shared by `parse` and `load`, so neither imports the other).
 //! - [`target_url`]: the Apprise-style target URLs and their redacted form.
 //! - [`files`]: reading configuration, secret and CA files safely (regular files, bounded).
 //! - [`check`]: the `check` command's output.
@@ -13,12 +14,14 @@ pub mod diagnostic;
 pub mod files;
 pub mod load;
 pub mod model;
+pub mod outcome;
 pub mod parse;
 pub mod target_url;
 
 pub use check::check_command;
 pub use diagnostic::Diagnostic;
-pub use load::{load_dir, load_dir_with_env, FileConfig, FileOutcome, LoadedConfig, CONF_D};
+pub use load::{load_dir, load_dir_with_env, LoadedConfig, CONF_D};
 pub use model::*;
+pub use outcome::{FileConfig, FileOutcome};
 pub use parse::parse_file;
 pub use target_url::{parse_target_url, redact_url};

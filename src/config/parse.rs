@@ -5,15 +5,14 @@
 
 use super::diagnostic::{Diagnostic, LineIndex};
 use super::files::{blocked_directory, read_bounded, socket_path_problem, MAX_SECRET_FILE};
-use super::load::{FileConfig, FileOutcome};
 use super::model::*;
+use super::outcome::{content_hash, Declared, FileAnalysis, FileOutcome};
 use super::target_url::parse_target_url;
 use crate::event::{EventKind, Severity};
 use crate::util::{did_you_mean, format_duration, parse_duration, Secret};
 use chrono::NaiveTime;
 use reqwest::header::{HeaderName, HeaderValue};
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -88,58 +87,6 @@ impl Declares {
             Declares::Target => "target",
         }
     }
-}
-
-/// A name defined in a file (account or target), for the cross-file duplicate check.
-#[derive(Debug, Clone)]
-pub(crate) struct Declared {
-    pub name: String,
-    /// Position of the name's value.
-    pub line: usize,
-    pub col: usize,
-}
-
-/// Everything learned from one file, including what the cross-file checks in `load` need even
-/// when the file itself has problems.
-#[derive(Debug)]
-pub(crate) struct FileAnalysis {
-    pub path: PathBuf,
-    pub hash: u64,
-    pub accounts: Vec<AccountConfig>,
-    pub targets: Vec<TargetConfig>,
-    pub globals: Option<Globals>,
-    pub diagnostics: Vec<Diagnostic>,
-    pub declared_accounts: Vec<Declared>,
-    pub declared_targets: Vec<Declared>,
-    /// Account names listed in targets' `accounts` filters.
-    pub account_refs: Vec<Declared>,
-}
-
-impl FileAnalysis {
-    pub(crate) fn into_outcome(mut self) -> FileOutcome {
-        if self.diagnostics.is_empty() {
-            FileOutcome::Ok(FileConfig {
-                path: self.path,
-                hash: self.hash,
-                accounts: self.accounts,
-                targets: self.targets,
-                globals: self.globals,
-            })
-        } else {
-            self.diagnostics.sort_by_key(|d| (d.line, d.col));
-            FileOutcome::Rejected {
-                path: self.path,
-                diagnostics: self.diagnostics,
-            }
-        }
-    }
-}
-
-/// Hash of a file's bytes, to tell on reload whether a file changed. Stable within one process.
-pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// Parses and validates one file. `is_main` allows the global settings; `env` looks up
