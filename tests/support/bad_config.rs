@@ -11,15 +11,12 @@ use std::path::Path;
 
 /// Every key the configuration knows, and two near misses.
 fn keys() -> Vec<&'static str> {
-    use vast_supervisor::config::parse::{ACCOUNT_KEYS, GLOBAL_KEYS, LOG_RULE_KEYS, TARGET_KEYS};
-    [
-        GLOBAL_KEYS,
-        ACCOUNT_KEYS,
-        LOG_RULE_KEYS,
-        TARGET_KEYS,
-        &["pol_interval", "nmae"],
-    ]
-    .concat()
+    use vast_supervisor::config::parse::Section;
+    Section::ALL
+        .into_iter()
+        .flat_map(Section::keys)
+        .chain(["pol_interval", "nmae"])
+        .collect()
 }
 
 const HEADERS: &[&str] = &[
