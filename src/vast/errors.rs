@@ -7,6 +7,9 @@
 use regex::Regex;
 use std::sync::OnceLock;
 
+/// Result of every client call.
+pub type VastResult<T> = Result<T, VastError>;
+
 /// What went wrong talking to Vast. `reason()` gives the metrics label, `is_transient()` says
 /// whether the data is merely stale (retry later) or the request itself is wrong (key, id, args).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
