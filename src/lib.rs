@@ -12,9 +12,11 @@
 //! - [`event`]: the event vocabulary shared by all of the above.
 //! - [`import`]: `vast-supervisor import`, moving in from vast-monitor.
 //! - [`logs_command`]: `vast-supervisor logs`, an instance's log on the terminal.
+//! - [`backoff`]: the jittered exponential backoff of every retry loop.
 //! - [`metrics`], [`systemd`]: operations (Prometheus metrics and health, sd_notify).
 
 pub mod actors;
+pub mod backoff;
 pub mod cli;
 pub mod completions;
 pub mod config;

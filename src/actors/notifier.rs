@@ -14,6 +14,7 @@
 use super::state_watch::UrgentFeed;
 use super::supervision::{RestartLog, RestartPolicy, Verdict};
 use super::{queue_events, supervisor_event};
+use crate::backoff::{Backoff, Jitter};
 use crate::config::TargetConfig;
 use crate::event::{Event, EventKind};
 use crate::metrics::TargetMetrics;
@@ -22,7 +23,6 @@ use crate::store::{QueuedEvent, StoreError, StoreHandle};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use rand::Rng;
 use serde_json::json;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -630,13 +630,14 @@ fn failed_attempt(metrics: &TargetMetrics, status: &SharedTargetStatus, reason: 
     lock(status).failed += 1;
 }
 
-/// Jittered exponential backoff: base * 2^(attempt-1), capped, times a random factor in [0.5, 1.5).
+/// The wait before retry `attempt` of a send.
 fn backoff_delay(tuning: &DeliveryTuning, attempt: u32) -> Duration {
-    let exp = tuning
-        .backoff_base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    exp.min(tuning.backoff_cap)
-        .mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+    Backoff {
+        base: tuning.backoff_base,
+        cap: tuning.backoff_cap,
+        jitter: Jitter::AROUND,
+    }
+    .delay(attempt)
 }
 
 /// The state database cannot be read: status says so (not "ok"), and the loop tries again.

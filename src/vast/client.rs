@@ -13,7 +13,8 @@ use super::answer::{
 use super::errors::{VastError, VastResult, LOGS_NOT_READY};
 use super::model::{Earnings, Instance, Machine, User};
 use super::options::ClientOptions;
-use super::pacing::{backoff_delay, Endpoint, Pacer};
+use super::pacing::{Endpoint, Pacer};
+use crate::backoff::{Backoff, Jitter};
 use crate::util::{format_duration, Secret};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::Method;
@@ -497,7 +498,12 @@ impl VastClient {
             };
             match result {
                 Err(e) if e.is_retryable() && attempt < max_attempts => {
-                    let delay = backoff_delay(attempt, opts.backoff_base, opts.backoff_cap);
+                    let delay = Backoff {
+                        base: opts.backoff_base,
+                        cap: opts.backoff_cap,
+                        jitter: Jitter::UPPER_HALF,
+                    }
+                    .delay(attempt);
                     debug!(
                         endpoint = endpoint.label(),
                         attempt,

@@ -1,11 +1,10 @@
-//! Politeness toward Vast: the endpoint vocabulary, a per-endpoint minimum spacing between
-//! requests of one client, and the jittered exponential backoff of retries.
+//! Politeness toward Vast: the endpoint vocabulary and a per-endpoint minimum spacing between
+//! requests of one client (retries back off with `crate::backoff`).
 //!
 //! Vast limits each key per endpoint as a minimum interval between calls and sends no
 //! `Retry-After` (reference/vast-api.md §4), so the client spaces its own requests instead of
 //! waiting for 429s. The pacing table is shared by every clone of one account's client.
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -123,36 +122,9 @@ impl Pacer {
     }
 }
 
-/// The wait before retry number `retry` (1 = first retry): `base * 2^(retry-1)` capped at `cap`,
-/// then drawn uniformly from its upper half so many clients do not retry in lockstep.
-pub(crate) fn backoff_delay(retry: u32, base: Duration, cap: Duration) -> Duration {
-    let factor = 2f64.powi(retry.saturating_sub(1).min(30) as i32);
-    let ceiling = base.mul_f64(factor).min(cap);
-    if ceiling.is_zero() {
-        return ceiling;
-    }
-    let fraction = rand::thread_rng().gen_range(0.5..=1.0);
-    ceiling.mul_f64(fraction)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_secs(2);
-        let cap = Duration::from_secs(60);
-        for _ in 0..50 {
-            let d1 = backoff_delay(1, base, cap);
-            assert!(d1 >= Duration::from_secs(1) && d1 <= base);
-            let d3 = backoff_delay(3, base, cap);
-            assert!(d3 >= Duration::from_secs(4) && d3 <= Duration::from_secs(8));
-            let d20 = backoff_delay(20, base, cap);
-            assert!(d20 >= Duration::from_secs(30) && d20 <= cap);
-        }
-        assert_eq!(backoff_delay(1, Duration::ZERO, cap), Duration::ZERO);
-    }
 
     #[test]
     fn labels_are_unique() {
