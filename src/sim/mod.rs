@@ -43,6 +43,7 @@
 pub mod faults;
 pub mod scenario;
 mod server;
+pub mod spec;
 pub mod targets;
 pub mod world;
 
@@ -51,7 +52,7 @@ pub use scenario::{
     demo_scenario, demo_scenario_toml, Action, Scenario, Step, DEMO_HOST_ACCOUNT, DEMO_HOST_KEY,
     DEMO_RENTER_ACCOUNT, DEMO_RENTER_KEY,
 };
-pub use world::{
+pub use spec::{
     EarningsRow, GpuSelect, InstanceSpec, MachineSpec, MaintenanceWindow, RecordedRequest,
     RentalKind, SimError, WriteAction, WriteRecord,
 };

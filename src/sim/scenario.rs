@@ -31,10 +31,10 @@
 //! Every action of a step is applied under one lock, so no request sees a step half done.
 
 use super::faults::{opt_duration_text, Fault, FaultDuration};
-use super::world::{
+use super::spec::{
     EarningsRow, GpuSelect, InstanceSpec, MachineSpec, MaintenanceWindow, RentalKind, SimError,
-    World,
 };
+use super::world::World;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
