@@ -53,7 +53,7 @@ pub fn run(duration: Option<Duration>) -> anyhow::Result<()> {
 
         let stop_after = duration.unwrap_or(scenario_length + Duration::from_secs(15));
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => println!("\nCtrl+C: stopping"),
+            _ = crate::signals::ctrl_c() => println!("\nCtrl+C: stopping"),
             _ = tokio::time::sleep(stop_after) => println!("\nDemo time is up: stopping"),
         }
         supervisor

@@ -13,6 +13,7 @@
 //! - [`import`]: `vast-supervisor import`, moving in from vast-monitor.
 //! - [`logs_command`]: `vast-supervisor logs`, an instance's log on the terminal.
 //! - [`backoff`]: the jittered exponential backoff of every retry loop.
+//! - [`signals`]: Ctrl+C for the interactive commands, through signal-hook like the daemon.
 //! - [`metrics`], [`systemd`]: operations (Prometheus metrics and health, sd_notify).
 
 pub mod actors;
@@ -30,6 +31,7 @@ pub mod logging;
 pub mod logs_command;
 pub mod metrics;
 pub mod notify;
+pub mod signals;
 pub mod sim;
 pub mod store;
 pub mod systemd;

@@ -118,7 +118,7 @@ pub fn main(opts: LogsOptions) -> u8 {
         let mut err = io::stderr();
         tokio::select! {
             r = run(&opts, &mut out, &mut err) => r,
-            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = crate::signals::ctrl_c() => Ok(()),
         }
     });
     match result {

@@ -1,5 +1,5 @@
 //! The command line as a user runs it: `check` exit codes and output, `simulate` serving the
-//! simulated cloud, usage errors, `VAST_SUPERVISOR_CONFIG`, `completions SHELL`, and the log
+//! simulated cloud and stopping on Ctrl+C, usage errors, `VAST_SUPERVISOR_CONFIG`, `completions SHELL`, and the log
 //! format on stderr (no colours into a file, syslog priorities into the journal).
 
 #[path = "support/daemon.rs"]
@@ -114,6 +114,47 @@ fn simulate_serves_the_demo_cloud() {
     assert!(!machines["machines"].as_array().unwrap().is_empty());
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Ctrl+C (SIGINT, through signal-hook like the daemon's signals) stops `simulate` cleanly.
+#[test]
+fn simulate_stops_on_ctrl_c() {
+    let mut child = Command::new(bin())
+        .args(["simulate", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Its handler is in place once it serves (the scenario's first step printed the keys).
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        if line.starts_with("api_key") {
+            break;
+        }
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("simulate still runs 10 s after Ctrl+C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
 }
 
 /// Runs the binary with `args`, failing the test (not hanging) when it runs longer than 10 s.

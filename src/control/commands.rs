@@ -90,7 +90,7 @@ pub async fn events(
     });
     let result = tokio::select! {
         r = printing => r,
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = crate::signals::ctrl_c() => Ok(()),
     };
     match failed {
         Some(e) => Err(e),

@@ -394,7 +394,7 @@ pub async fn run_simulate(listen: SocketAddr, scenario: Option<PathBuf>) -> anyh
         listen,
         scenario.as_deref(),
         &mut stdout,
-        tokio::signal::ctrl_c(),
+        crate::signals::ctrl_c(),
     )
     .await
 }
