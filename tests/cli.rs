@@ -1,6 +1,7 @@
 //! The command line as a user runs it: `check` exit codes and output, `simulate` serving the
-//! simulated cloud and stopping on Ctrl+C, usage errors, `VAST_SUPERVISOR_CONFIG`, `completions SHELL`, and the log
-//! format on stderr (no colours into a file, syslog priorities into the journal).
+//! simulated cloud and stopping on Ctrl+C, usage errors, `VAST_SUPERVISOR_CONFIG`,
+//! `completions SHELL`, and the log format on stderr (no colours into a file, syslog priorities
+//! into the journal).
 
 #[path = "support/daemon.rs"]
 mod daemon;
