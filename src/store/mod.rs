@@ -9,12 +9,19 @@
 //!
 //! [`Store`] is the synchronous layer; [`StoreHandle`] runs it on a dedicated writer thread so
 //! SQLite never blocks the actor threads, and groups concurrent commits into one transaction.
+//! [`StoreReader`] answers the dashboard's queries on a read-only connection of its own; the
+//! history tables it reads (earnings per machine and day, ended rentals) are filled from rows a
+//! projection outside the store hands in (`history`).
 
 mod db;
 mod handle;
+mod history;
+mod reader;
 
 pub use db::{Commit, LoadedStates, Quarantined, QueuedEvent, Store};
 pub use handle::StoreHandle;
+pub use history::{EarningsDay, EarningsSource, HistoryRows, RentalRecord};
+pub use reader::{EarningsQuery, EventQuery, StoreReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
