@@ -10,6 +10,7 @@
 //! - [`actors`]: the actix actor tree that schedules polls, runs the core and delivers.
 //! - [`notify`]: one renderer and sender per notification service.
 //! - [`event`]: the event vocabulary shared by all of the above.
+//! - [`fleet`]: the published status snapshot read back into types for the dashboard and metrics.
 //! - [`history`]: earnings and rental history projected from the outbox for the dashboard.
 //! - [`logs_command`]: `vast-supervisor logs`, an instance's log on the terminal.
 //! - [`metrics`], [`systemd`]: operations (Prometheus metrics and health, sd_notify).
@@ -22,6 +23,7 @@ pub mod daemon;
 pub mod demo;
 pub mod detect;
 pub mod event;
+pub mod fleet;
 pub mod history;
 pub mod logging;
 pub mod logs_command;

@@ -172,6 +172,7 @@ impl AccountActor {
             consecutive_failures: self.health.failed_polls,
             last_error: self.health.last_error.clone(),
             last_poll: self.last_poll,
+            credit: self.record.credit.last_credit,
             machines: self.summaries.values().cloned().collect(),
             instances: self.instance_summaries.values().cloned().collect(),
             api_requests: self
@@ -491,10 +492,14 @@ impl AccountActor {
                 },
                 false => None,
             };
-            if let (Some(credit), Some(threshold)) = (credit, threshold) {
-                let (next, evs) = money::observe_credit(&record.credit, credit, threshold, &account, now);
-                record.credit = next;
-                events.extend(evs);
+            match (credit, threshold) {
+                (Some(credit), Some(threshold)) => {
+                    let (next, evs) = money::observe_credit(&record.credit, credit, threshold, &account, now);
+                    record.credit = next;
+                    events.extend(evs);
+                }
+                (Some(credit), None) => record.credit = money::note_credit(&record.credit, credit),
+                (None, _) => {}
             }
             if let Some(day) = digest_day {
                 let (sday, eday) = money::earnings_window(day);
@@ -753,6 +758,8 @@ pub struct AccountStatus {
     pub consecutive_failures: u32,
     pub last_error: Option<String>,
     pub last_poll: Option<DateTime<Utc>>,
+    /// The last credit read (USD), when the account reads it (renters, `credit_low_below`).
+    pub credit: Option<f64>,
     pub machines: Vec<Arc<MachineSummary>>,
     pub instances: Vec<Arc<InstanceSummary>>,
     pub api_requests: BTreeMap<&'static str, u64>,

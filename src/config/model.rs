@@ -23,6 +23,10 @@ pub struct Globals {
     pub state_dir: PathBuf,
     pub control_socket: PathBuf,
     pub http_listen: Option<SocketAddr>,
+    /// Serve the web dashboard and its JSON API on `http_listen` (SPEC §13).
+    pub dashboard: bool,
+    /// `http_basic_auth_file`: when set, everything on `http_listen` but `/health` needs it.
+    pub http_basic_auth: Option<BasicAuth>,
 }
 
 impl Default for Globals {
@@ -31,6 +35,33 @@ impl Default for Globals {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             http_listen: None,
+            dashboard: true,
+            http_basic_auth: None,
+        }
+    }
+}
+
+/// The one user and password of `http_basic_auth_file` (a `user:password` line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password: Secret,
+}
+
+impl BasicAuth {
+    /// Reads `user:password` (the file's text, surrounding whitespace already trimmed); the
+    /// error never repeats the text.
+    pub fn parse(text: &str) -> Result<BasicAuth, &'static str> {
+        match text.split_once(':') {
+            Some((user, password))
+                if !user.is_empty() && !password.is_empty() && !text.contains('\n') =>
+            {
+                Ok(BasicAuth {
+                    user: user.to_string(),
+                    password: Secret::new(password),
+                })
+            }
+            _ => Err("must hold one line user:password, both non-empty"),
         }
     }
 }
@@ -100,8 +131,10 @@ impl AccountConfig {
 
     /// Whether a rule of this account needs the credit, which is then read on every poll (it is
     /// one cheap request). Every key that judges the credit belongs here.
+    /// Whether polls read the account's credit: for `credit_low_below`, and for renter accounts,
+    /// whose credit and runway status and the dashboard show.
     pub fn needs_credit(&self) -> bool {
-        self.credit_low_below.is_some()
+        self.credit_low_below.is_some() || self.watch.instances
     }
 }
 

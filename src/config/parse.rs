@@ -20,7 +20,13 @@ use std::time::Duration;
 use toml_edit::{ImDocument, InlineTable, Item, Table, Value};
 use url::Url;
 
-const GLOBAL_KEYS: &[&str] = &["state_dir", "control_socket", "http_listen"];
+const GLOBAL_KEYS: &[&str] = &[
+    "state_dir",
+    "control_socket",
+    "http_listen",
+    "dashboard",
+    "http_basic_auth_file",
+];
 const ACCOUNT_KEYS: &[&str] = &[
     "name",
     "api_key",
@@ -295,18 +301,16 @@ impl<'a> Parser<'a> {
                         }
                     }
                 }
-                key @ ("state_dir" | "control_socket" | "http_listen") => {
-                    match globals.as_deref_mut() {
-                        Some(globals) => self.global(&entry, globals),
-                        None => self.error(
-                            entry.key_at,
-                            format!(
-                                "\"{key}\" is a global setting: put it in the main file \
+                key if GLOBAL_KEYS.contains(&key) => match globals.as_deref_mut() {
+                    Some(globals) => self.global(&entry, globals),
+                    None => self.error(
+                        entry.key_at,
+                        format!(
+                            "\"{key}\" is a global setting: put it in the main file \
                              {MAIN_FILE_NAME}, not in conf.d"
-                            ),
                         ),
-                    }
-                }
+                    ),
+                },
                 key => self.unknown_root_key(&entry, key, is_main),
             }
         }
@@ -330,7 +334,7 @@ impl<'a> Parser<'a> {
         } else if let Some(hint) = did_you_mean(key, candidates.iter().copied()) {
             format!("unknown key \"{key}\" (did you mean \"{hint}\"?)")
         } else if is_main {
-            format!("unknown key \"{key}\" (the main file holds state_dir, control_socket, http_listen, [[account]] and [[target]])")
+            format!("unknown key \"{key}\" (the main file holds state_dir, control_socket, http_listen, dashboard, http_basic_auth_file, [[account]] and [[target]])")
         } else {
             format!("unknown key \"{key}\" (conf.d files hold [[account]] and [[target]] tables)")
         };
@@ -408,6 +412,23 @@ impl<'a> Parser<'a> {
             "control_socket" => {
                 if let Some(socket) = self.path_value(entry) {
                     globals.control_socket = socket;
+                }
+            }
+            "dashboard" => {
+                if let Some(on) = self.bool(entry) {
+                    globals.dashboard = on;
+                }
+            }
+            "http_basic_auth_file" => {
+                let Some(text) = self.secret(entry) else {
+                    return;
+                };
+                match BasicAuth::parse(&text) {
+                    Ok(auth) => globals.http_basic_auth = Some(auth),
+                    Err(why) => {
+                        let message = format!("{} {why}", self.secret_origin(entry));
+                        self.error(entry.value_at, message);
+                    }
                 }
             }
             // The caller passes global keys only: this is "http_listen".
