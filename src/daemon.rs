@@ -1,20 +1,23 @@
 //! `vast-supervisor run`: wires configuration, state, the actor tree, the control socket and
 //! signals together. Owns process-level concerns only (state directory, signal handling, systemd
-//! notifications, the metrics listener, exit); everything that watches or delivers lives in
-//! `actors`.
+//! notifications, the HTTP listener, exit); everything that watches or delivers lives in
+//! `actors`, everything the listener serves in `web`.
 
 use crate::actors::supervisor::{AccountOverrides, Reload, Shutdown};
 use crate::actors::{Supervisor, SupervisorOptions};
 use crate::config::{self, LoadedConfig};
 use crate::control::{self, ControlContext, PublishedStatus};
-use crate::store::StoreHandle;
+use crate::fleet::FleetCache;
+use crate::store::{StoreHandle, StoreReader};
 use crate::systemd;
 use crate::vast::ClientOptions;
+use crate::{history, web};
 use actix::prelude::*;
 use anyhow::Context as _;
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Options of `run` beyond the configuration files.
@@ -45,9 +48,14 @@ pub fn load_config(dir: &Path) -> LoadedConfig {
 pub fn open_store(state_dir: &Path) -> anyhow::Result<StoreHandle> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
-    let path = state_dir.join("state.db");
+    let path = state_db(state_dir);
     StoreHandle::open(&path)
         .with_context(|| format!("cannot open the state database {}", path.display()))
+}
+
+/// The state database in `state_dir`.
+fn state_db(state_dir: &Path) -> PathBuf {
+    state_dir.join("state.db")
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down cleanly. SIGHUP reloads.
@@ -70,18 +78,34 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         };
         let (status_tx, status_rx) = tokio::sync::watch::channel(PublishedStatus::default());
         let supervisor = Supervisor::from_config(&loaded, store.clone(), sup_opts).with_status(status_tx);
-        let metrics_server = match globals.http_listen {
-            Some(addr) => {
-                let server = crate::metrics::serve(addr, supervisor.metrics())
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
-                tracing::info!(addr = %server.local_addr(), "serving /metrics and /health");
+        let http_listener = match globals.http_listen {
+            Some(addr) => Some(web::bind(addr).await.with_context(|| format!("cannot listen on {addr} (http_listen)"))?),
+            None => None,
+        };
+        let metrics = supervisor.metrics();
+        let fleet = Arc::new(FleetCache::new(status_rx.clone()));
+        metrics.attach_fleet(fleet.clone());
+        let history = actix::spawn(history::follow(store.clone()));
+        let demand = supervisor.status_demand();
+        let supervisor = supervisor.start();
+        let metrics_server = match http_listener {
+            Some(listener) => {
+                let dashboard = match globals.dashboard {
+                    true => Some(web::Dashboard {
+                        fleet,
+                        demand: demand.clone(),
+                        supervisor: Some(supervisor.clone()),
+                        store: store.clone(),
+                        reader: StoreReader::open(&state_db(&globals.state_dir))?,
+                    }),
+                    false => None,
+                };
+                let server = web::serve(listener, web::router(metrics, dashboard, globals.http_basic_auth.clone()))?;
+                tracing::info!(addr = %server.local_addr(), dashboard = globals.dashboard, "serving /metrics and /health");
                 Some(server)
             }
             None => None,
         };
-        let demand = supervisor.status_demand();
-        let supervisor = supervisor.start();
         // READY=1 goes out with the first status snapshot, once every account has loaded its state.
         let announce = actix::spawn(systemd::announce(status_rx.clone()));
         let watchdog = systemd::watchdog_interval().map(|every| actix::spawn(systemd::watchdog(every)));
@@ -110,6 +134,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             w.abort();
         }
         drop(metrics_server);
+        history.abort();
         let _ = std::fs::remove_file(&globals.control_socket);
         Ok::<(), anyhow::Error>(())
     })

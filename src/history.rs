@@ -135,20 +135,40 @@ pub fn day_shares(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<(NaiveDate, f
     shares
 }
 
+/// One machine's earnings on one day, and where the figure comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayTotal {
+    pub account: String,
+    pub amount: f64,
+    pub source: EarningsSource,
+}
+
 /// Earnings of each machine on each day: what Vast reported for that day when a digest covers
 /// it, else the sum of the daemon's estimates from ended rentals.
-pub fn daily_totals(rows: &[EarningsDay]) -> BTreeMap<(u64, NaiveDate), f64> {
-    let mut digest: BTreeMap<(u64, NaiveDate), f64> = BTreeMap::new();
-    let mut estimate: BTreeMap<(u64, NaiveDate), f64> = BTreeMap::new();
+pub fn daily_totals(rows: &[EarningsDay]) -> BTreeMap<(u64, NaiveDate), DayTotal> {
+    let mut totals: BTreeMap<(u64, NaiveDate), DayTotal> = BTreeMap::new();
     for r in rows {
-        let into = match r.source {
-            EarningsSource::Digest => &mut digest,
-            EarningsSource::Rental => &mut estimate,
-        };
-        *into.entry((r.machine_id, r.day)).or_default() += r.total();
+        let entry = totals
+            .entry((r.machine_id, r.day))
+            .or_insert_with(|| DayTotal {
+                account: r.account.clone(),
+                amount: 0.0,
+                source: r.source,
+            });
+        match (entry.source, r.source) {
+            (EarningsSource::Rental, EarningsSource::Digest) => {
+                *entry = DayTotal {
+                    account: r.account.clone(),
+                    amount: r.total(),
+                    source: EarningsSource::Digest,
+                };
+            }
+            (a, b) if a == b => entry.amount += r.total(),
+            // An estimate for a day Vast already reported adds nothing.
+            _ => {}
+        }
     }
-    estimate.extend(digest);
-    estimate
+    totals
 }
 
 /// The first day of a window of `days` days ending with `today`.
@@ -294,13 +314,15 @@ mod tests {
             "x",
         )
         .with_data(json!({"day": "2026-03-02", "machines": [
-            {"machine_id": 7, "gpu": 10.0, "storage": 1.0, "bandwidth_up": 0.5, "bandwidth_down": 0.5, "total": 12.0},
+            {"machine_id": 7, "gpu": 20.0, "storage": 1.0, "bandwidth_up": 0.5, "bandwidth_down": 0.5, "total": 22.0},
             {"machine_id": null, "gpu": 3.0, "storage": 0.0, "bandwidth_up": 0.0, "bandwidth_down": 0.0, "total": 3.0}
         ]}));
         let rows = rows_for(&[queued(1, e), queued(2, digest)]);
         let totals = daily_totals(&rows.earnings);
-        assert_eq!(totals[&(7, day("2026-03-01"))], 6.0);
-        assert_eq!(totals[&(7, day("2026-03-02"))], 12.0, "Vast's figure wins");
+        assert_eq!(totals[&(7, day("2026-03-01"))].amount, 6.0);
+        let reported = &totals[&(7, day("2026-03-02"))];
+        assert_eq!(reported.amount, 22.0, "Vast's figure wins");
+        assert_eq!(reported.source, EarningsSource::Digest);
         assert_eq!(totals.len(), 2, "unattributed earnings are left out");
     }
 

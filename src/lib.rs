@@ -14,6 +14,7 @@
 //! - [`history`]: earnings and rental history projected from the outbox for the dashboard.
 //! - [`logs_command`]: `vast-supervisor logs`, an instance's log on the terminal.
 //! - [`metrics`], [`systemd`]: operations (Prometheus metrics and health, sd_notify).
+//! - [`web`]: the HTTP listener: metrics, health, the dashboard and its JSON API.
 
 pub mod actors;
 pub mod cli;
@@ -34,3 +35,4 @@ pub mod store;
 pub mod systemd;
 pub mod util;
 pub mod vast;
+pub mod web;

@@ -632,6 +632,7 @@ impl Handler<PollTick> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, _msg: PollTick, ctx: &mut Context<Self>) {
+        let started = std::time::Instant::now();
         // Lines the API client logs while fetching carry the account.
         let span = tracing::debug_span!("poll", account = %self.cfg.name);
         let watch = self.cfg.watch;
@@ -682,7 +683,7 @@ impl Handler<PollTick> for AccountActor {
                 }
                 .into_actor(act)
             })
-            .then(|(machines, instances, now), act, _ctx| {
+            .then(move |(machines, instances, now), act, _ctx| {
                 let machine_error = match &machines {
                     MachineList::Pending(Some(Err(e))) => Some(e.clone()),
                     _ => None,
@@ -690,7 +691,7 @@ impl Handler<PollTick> for AccountActor {
                 let error = machine_error
                     .or_else(|| instances.as_ref().and_then(|r| r.as_ref().err()).cloned());
                 let health = act.health_after_poll(error.as_ref(), now);
-                act.record_poll(error.as_ref());
+                act.record_poll(error.as_ref(), started.elapsed());
                 let machine_rows = match machines {
                     MachineList::Pending(Some(Ok(rows))) => Some(rows),
                     _ => None,
