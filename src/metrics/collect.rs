@@ -118,27 +118,25 @@ impl Collector for FleetCollector {
                         ("hostname", m.hostname.as_deref().unwrap_or("")),
                         ("gpu_name", m.gpu_name.as_deref().unwrap_or("")),
                     ]),
-                    1.0,
+                    1,
                 ));
-                up.push((machine.clone(), f64::from(u8::from(m.up()))));
+                up.push((machine.clone(), i64::from(m.up())));
                 for (state, n) in m.gpus_by_state() {
                     let mut l = machine.clone();
                     l.push(("state", state.as_str().to_string()));
-                    gpus.push((l, f64::from(n)));
+                    gpus.push((l, i64::from(n)));
                 }
-                rentals.push((machine.clone(), m.running_rentals() as f64));
+                rentals.push((machine.clone(), m.running_rentals() as i64));
                 rate.push((machine, m.dollars_per_hour()));
             }
         }
-        let targets: Vec<(Labels, f64)> = fleet
+        let targets: Vec<(Labels, i64)> = fleet
             .targets
             .iter()
-            .map(|t| {
-                let ok = t.state == "ok";
-                (labels(&[("target", &t.name)]), f64::from(u8::from(ok)))
-            })
+            .map(|t| (labels(&[("target", &t.name)]), i64::from(t.state == "ok")))
             .collect();
         let gauge = ConstGauge::<f64>::new;
+        let count = ConstGauge::<i64>::new;
         let e = &mut encoder;
         write_family(
             e,
@@ -158,14 +156,14 @@ impl Collector for FleetCollector {
             e,
             "machine_info",
             "Always 1 per watched machine; its hostname and GPU model are in the labels.",
-            gauge,
+            count,
             &info,
         )?;
         write_family(
             e,
             "machine_up",
             "1 while the machine checks in with Vast, 0 while it is offline.",
-            gauge,
+            count,
             &up,
         )?;
         let states: Vec<&str> = GpuState::ALL.iter().map(|s| s.as_str()).collect();
@@ -173,14 +171,14 @@ impl Collector for FleetCollector {
             e,
             "machine_gpus",
             &format!("GPUs of a machine by state: {}.", states.join(", ")),
-            gauge,
+            count,
             &gpus,
         )?;
         write_family(
             e,
             "machine_active_rentals",
             "Rentals running on the machine (paused ones not counted).",
-            gauge,
+            count,
             &rentals,
         )?;
         write_family(
@@ -194,7 +192,7 @@ impl Collector for FleetCollector {
             e,
             "target_up",
             "1 while the target delivers (state ok), else 0.",
-            gauge,
+            count,
             &targets,
         )
     }

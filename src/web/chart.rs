@@ -6,7 +6,7 @@ use super::html::{esc, money};
 use chrono::NaiveDate;
 use std::fmt::Write as _;
 
-const WIDTH: f64 = 600.0;
+const WIDTH: f64 = 900.0;
 const HEIGHT: f64 = 160.0;
 /// Room for the scale on the left and the dates below.
 const LEFT: f64 = 56.0;
