@@ -495,9 +495,51 @@ async fn over_http() {
         !metrics.contains("rental_id") && !metrics.contains("r-od"),
         "no per-rental labels"
     );
+    // The Grafana dashboard and the alert rules use only series the daemon exports.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let grafana: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("examples/grafana/vast-supervisor.json")).unwrap(),
+    )
+    .unwrap();
+    let exprs: Vec<String> = grafana["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| {
+            t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$account", ".*")
+                .replace("$job", ".*")
+        })
+        .collect();
+    assert!(exprs.len() >= 15);
+    let alerts = std::fs::read_to_string(root.join("examples/prometheus/alerts.yml")).unwrap();
+    let names = regex::Regex::new(r"\b(vast_supervisor|process)_[a-z_]+").unwrap();
+    for text in exprs.iter().map(String::as_str).chain([alerts.as_str()]) {
+        for name in names.find_iter(text) {
+            let family = name.as_str().trim_end_matches("_bucket");
+            assert!(
+                metrics.contains(&format!("# TYPE {family} ")),
+                "{family} is not exported"
+            );
+        }
+    }
     if required("promtool", which("promtool").is_some()) {
         promtool(&["check", "metrics"], Some(&metrics));
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // Every Grafana query parses: promtool checks them as recording rules.
+        let mut rules = String::from("groups:\n  - name: grafana\n    rules:\n");
+        for (i, e) in exprs.iter().enumerate() {
+            rules.push_str(&format!(
+                "      - record: grafana:panel_{i}\n        expr: {}\n",
+                serde_json::to_string(e).unwrap()
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let grafana_rules = dir.path().join("grafana.yml");
+        std::fs::write(&grafana_rules, rules).unwrap();
+        promtool(&["check", "rules", grafana_rules.to_str().unwrap()], None);
         let rules = root.join("examples/prometheus/alerts.yml");
         promtool(&["check", "rules", rules.to_str().unwrap()], None);
         let tests = root.join("examples/prometheus/alerts_test.yml");
