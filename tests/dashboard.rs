@@ -800,11 +800,11 @@ async fn in_browser(browser_path: PathBuf, driver_path: PathBuf) {
         (b["total"].as_u64(), b["interruptible"].as_u64()),
         (Some(8), Some(1))
     );
-    assert_eq!(by_id("103")["condition"], "machine offline");
+    assert_eq!(by_id("103")["condition"], "machine cond-offline");
     let d = by_id("104");
     assert_eq!(
         (d["condition"].as_str(), d["reserved"].as_u64()),
-        (Some("machine error"), Some(1))
+        (Some("machine cond-error"), Some(1))
     );
     assert!(d["text"]
         .as_str()
@@ -814,6 +814,7 @@ async fn in_browser(browser_path: PathBuf, driver_path: PathBuf) {
     wait_true(&browser, "earnings in the chart", "const c = document.querySelector('svg.bars'); return !!c && Number(c.dataset.daysWithEarnings) > 0 && [...c.querySelectorAll('rect.bar')].some(b => Number(b.getAttribute('height')) > 0)").await;
 
     if let Some(path) = std::env::var_os("DASHBOARD_SCREENSHOT") {
+        browser.set_window_size(1280, 1120).await.unwrap();
         let png = browser.screenshot().await.unwrap();
         std::fs::write(&path, png).unwrap();
     }

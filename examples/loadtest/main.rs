@@ -61,6 +61,10 @@ struct LoadArgs {
     /// Skip the reload measurement
     #[arg(long, global = true)]
     no_reload: bool,
+    /// Serve the dashboard and time its pages, its API and (with Chromium and chromedriver
+    /// installed) its first render in a browser after the window
+    #[arg(long, global = true)]
+    dashboard: bool,
     #[arg(long, global = true, default_value_t = 0x10ad)]
     seed: u64,
 }
@@ -77,6 +81,8 @@ impl LoadArgs {
             duration: self.duration,
             status_every: (!self.status_every.is_zero()).then_some(self.status_every),
             reload: !self.no_reload,
+            dashboard: self.dashboard,
+            browser: self.dashboard,
             seed: self.seed,
         }
     }
@@ -292,6 +298,26 @@ fn print_load(title: &str, r: &LoadReport) {
             r.status_bytes
         );
     }
+    if let Some(d) = &r.dashboard {
+        for p in &d.paths {
+            println!(
+                "   GET {:<24} {} ({} bytes)",
+                p.path,
+                fmt_stats(&p.ms),
+                p.bytes
+            );
+        }
+        if let (Some(paint), Some(load)) = (&d.first_paint_ms, &d.load_ms) {
+            println!(
+                "   browser: first contentful paint of / {}",
+                fmt_stats(paint)
+            );
+            println!(
+                "   browser: load event of /               {}",
+                fmt_stats(load)
+            );
+        }
+    }
     if let (Some(a), Some(b)) = (r.reload_unchanged_ms, r.reload_all_changed_ms) {
         println!("   reload: unchanged files {a:.0} ms, every account file changed {b:.0} ms");
     }
@@ -333,6 +359,7 @@ fn run_all(
         duration: scale(20),
         status_every: Duration::ZERO,
         no_reload: true,
+        dashboard: false,
         seed: 0x7407,
     };
     let polls = [

@@ -43,6 +43,9 @@ use tokio::sync::watch;
 
 /// Below this poll interval (tests, demo, benchmarks) instance logs are fetched every poll.
 const SHORT_POLL: Duration = Duration::from_secs(10);
+/// A renter account without `credit_low_below` reads its credit this often, for status and the
+/// dashboard (credit and runway); with it, every poll.
+const CREDIT_SHOWN_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// The local wall-clock time the daily digest is scheduled against. Injectable so tests can
 /// drive the digest to its configured time; the daemon uses [`system_local_clock`].
@@ -93,6 +96,8 @@ pub struct AccountActor {
     supervisor: Option<Recipient<FirstPollDone>>,
     /// The last successful poll.
     last_poll: Option<DateTime<Utc>>,
+    /// When the credit was last read for display (see [`CREDIT_SHOWN_EVERY`]).
+    credit_read_at: Option<DateTime<Utc>>,
     record: AccountRecord,
     local_clock: LocalClock,
     /// The latest summary of each machine and instance, for status.
@@ -145,6 +150,7 @@ impl AccountActor {
             first_poll_reported: false,
             supervisor,
             last_poll: None,
+            credit_read_at: None,
             record: AccountRecord::default(),
             local_clock: system_local_clock(),
             summaries: BTreeMap::new(),
@@ -460,7 +466,14 @@ impl AccountActor {
     /// Credit (every poll, when a rule needs it) and the daily digest (when due), committed
     /// with the account record.
     fn watch_money(&mut self, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
-        let credit_due = self.cfg.needs_credit();
+        let shown_due = self.cfg.watch.instances
+            && self
+                .credit_read_at
+                .is_none_or(|t| now - t >= CREDIT_SHOWN_EVERY);
+        let credit_due = self.cfg.needs_credit() || shown_due;
+        if credit_due {
+            self.credit_read_at = Some(now);
+        }
         let digest_day = match (self.cfg.earnings_digest_at, self.cfg.watch.machines) {
             (Some(at), true) => money::digest_due(&self.record.digest, at, (self.local_clock)()),
             _ => None,

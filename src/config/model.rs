@@ -131,10 +131,8 @@ impl AccountConfig {
 
     /// Whether a rule of this account needs the credit, which is then read on every poll (it is
     /// one cheap request). Every key that judges the credit belongs here.
-    /// Whether polls read the account's credit: for `credit_low_below`, and for renter accounts,
-    /// whose credit and runway status and the dashboard show.
     pub fn needs_credit(&self) -> bool {
-        self.credit_low_below.is_some() || self.watch.instances
+        self.credit_low_below.is_some()
     }
 }
 

@@ -55,10 +55,11 @@ data-day=\"{day}\" data-amount=\"{amount:.6}\"><title>{day}: {m}</title></rect>"
     if let (Some(first), Some(last)) = (days.first(), days.last()) {
         let _ = write!(
             svg,
-            "<text class=\"date\" x=\"{LEFT}\" y=\"{HEIGHT}\">{}</text>\
-<text class=\"date end\" x=\"{WIDTH}\" y=\"{HEIGHT}\">{}</text>",
+            "<text class=\"date\" x=\"{LEFT}\" y=\"{y}\">{}</text>\
+<text class=\"date end\" x=\"{WIDTH}\" y=\"{y}\">{}</text>",
             first.0.format("%b %d"),
-            last.0.format("%b %d")
+            last.0.format("%b %d"),
+            y = HEIGHT - 4.0,
         );
     }
     let _ = write!(

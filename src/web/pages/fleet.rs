@@ -348,7 +348,7 @@ fn machine_row(
     let stored = m.rentals.len() - m.running_rentals();
     let _ = write!(
         body,
-        "<tr class=\"machine {cond}\" data-machine=\"{id}\" data-gpus-total=\"{total}\" data-gpus-rented=\"{busy}\">\
+        "<tr class=\"machine cond-{cond}\" data-machine=\"{id}\" data-gpus-total=\"{total}\" data-gpus-rented=\"{busy}\">\
 <td><a href=\"/machines/{id}\">{name}</a> <span class=\"id\">{id}</span></td><td>{account}</td>\
 <td><span class=\"occupancy\" title=\"{title}\">{cells}</span> <span class=\"ratio\">{busy}/{total}</span> <span class=\"model\">{model}</span></td>\
 <td>{badges}</td><td class=\"num\">{running}{stored}</td><td class=\"num\">{rate}</td><td class=\"num\">{today}</td><td>{seen}</td></tr>",
