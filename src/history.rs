@@ -220,9 +220,9 @@ pub async fn follow(store: StoreHandle) {
                 }
                 None => {
                     // Wake for new events, and at least hourly for the retention.
-                    match tokio::time::timeout(Duration::from_secs(3600), latest.changed()).await {
-                        Ok(Err(_)) => return,
-                        Ok(Ok(())) | Err(_) => {}
+                    let woken = tokio::time::timeout(Duration::from_secs(3600), latest.changed());
+                    if let Ok(Err(_)) = woken.await {
+                        return;
                     }
                 }
             },
