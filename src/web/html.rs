@@ -5,21 +5,9 @@
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML element content and quoted attribute values (the e-mail renderer's
+/// escaper: one implementation for every HTML the daemon writes).
+pub use crate::notify::email::escape_html as esc;
 
 /// The pages of the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
