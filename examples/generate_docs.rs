@@ -5,7 +5,8 @@
 //!   definitions in `src/cli.rs` (clap_mangen);
 //! - `vast-supervisor.toml.5`, from the configuration reference `docs/CONFIGURATION.md`, which
 //!   stays the one place the configuration is documented;
-//! - bash, zsh and fish completions (clap_complete).
+//! - bash, zsh and fish completions (`vast_supervisor::completions`, which `vast-supervisor
+//!   completions SHELL` prints too).
 //!
 //! ```sh
 //! cargo run --example generate_docs              # rewrite the committed files
@@ -16,13 +17,12 @@
 //! file only renders: the command line and the reference text live in their own files.
 
 use clap::{CommandFactory, Parser};
-use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use clap_mangen::Man;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use vast_supervisor::cli::Cli;
+use vast_supervisor::completions::{self, Shell};
 
 /// The configuration reference, relative to the repository.
 pub const CONFIG_REFERENCE: &str = "docs/CONFIGURATION.md";
@@ -78,50 +78,15 @@ pub fn generate_all(repo: &Path) -> Result<Generated, GenerateError> {
         Path::new(MAN_DIR).join(format!("{BIN}.toml.5")),
         config_page.into_bytes(),
     );
-    let completion_cmd = without_hidden_args(&cmd);
-    files.insert(
-        Path::new(COMPLETIONS_DIR).join(format!("{BIN}.bash")),
-        bash_completion(&completion_cmd)?,
-    );
     for (shell, file_name) in [
+        (Shell::Bash, format!("{BIN}.bash")),
         (Shell::Zsh, format!("_{BIN}")),
         (Shell::Fish, format!("{BIN}.fish")),
     ] {
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut completion_cmd.clone(), BIN, &mut script);
+        let script = completions::script(shell).map_err(GenerateError::Completion)?;
         files.insert(Path::new(COMPLETIONS_DIR).join(file_name), script);
     }
     Ok(files)
-}
-
-/// The bash script, generated for `vast_supervisor` and registered for `vast-supervisor`.
-/// clap_complete spells the state of a hyphenated program name two different ways, so options
-/// after a command never complete (clap-rs/clap#6421); a name without the hyphen avoids it.
-/// The script matches the program by its first word, whatever it is called.
-fn bash_completion(cmd: &clap::Command) -> Result<Vec<u8>, GenerateError> {
-    let generated_name = BIN.replace('-', "_");
-    let mut script = Vec::new();
-    clap_complete::generate(Shell::Bash, &mut cmd.clone(), &generated_name, &mut script);
-    let script = String::from_utf8_lossy(&script);
-    let registration = format!(" {generated_name}\n");
-    let mut registered = 0;
-    let renamed: String = script
-        .split_inclusive('\n')
-        .map(|line| {
-            if line.trim_start().starts_with("complete -F") && line.ends_with(&registration) {
-                registered += 1;
-                format!("{} {BIN}\n", &line[..line.len() - registration.len()])
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    if registered == 0 {
-        return Err(GenerateError::Completion(
-            "the bash script has no `complete -F ...` line to register vast-supervisor with".into(),
-        ));
-    }
-    Ok(renamed.into_bytes())
 }
 
 /// What differs between the generated files and the repository: files missing or different,
@@ -195,44 +160,6 @@ fn unexpected_files(repo: &Path, generated: &Generated) -> Result<Vec<PathBuf>, 
     Ok(extra)
 }
 
-/// clap_complete offers hidden arguments too. The test-only flags of `run` must not reach
-/// users' shells, so the completions come from a copy of the command line without them.
-fn without_hidden_args(cmd: &clap::Command) -> clap::Command {
-    // Without clap's `string` feature a command name must be a `&'static str`: the copies
-    // borrow theirs from this list of every name in the tree.
-    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-    fn collect(cmd: &clap::Command, names: &mut Vec<String>) {
-        names.push(cmd.get_name().to_string());
-        for sub in cmd.get_subcommands() {
-            collect(sub, names);
-        }
-    }
-    let names = NAMES.get_or_init(|| {
-        let mut names = Vec::new();
-        collect(&Cli::command(), &mut names);
-        names
-    });
-    let name: &'static str = names
-        .iter()
-        .find(|n| n.as_str() == cmd.get_name())
-        .map(String::as_str)
-        .unwrap_or(BIN);
-    let mut copy = clap::Command::new(name)
-        .args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned())
-        .subcommands(
-            cmd.get_subcommands()
-                .filter(|s| !s.is_hide_set())
-                .map(without_hidden_args),
-        );
-    if let Some(about) = cmd.get_about() {
-        copy = copy.about(about.clone());
-    }
-    if cmd.get_version().is_some() {
-        copy = copy.version(env!("CARGO_PKG_VERSION"));
-    }
-    copy
-}
-
 // ---- section 1: the command line ----------------------------------------------------------------
 
 /// `vast-supervisor.1` and `vast-supervisor-COMMAND.1` for every visible command.
@@ -261,7 +188,10 @@ fn command_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
         .section(|m, w| m.render_description_section(w))
         .section(|m, w| m.render_options_section(w))
         .section(|m, w| m.render_subcommands_section(w))
+        .roff(signals_section())
+        .roff(environment_section())
         .roff(files_section())
+        .roff(http_section())
         .roff(exit_status_section())
         .roff(see_also_section(&see_also))
         .section(|m, w| m.render_version_section(w))
@@ -278,6 +208,14 @@ fn command_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
             .section(|m, w| m.render_description_section(w));
         if has_options {
             page = page.section(|m, w| m.render_options_section(w));
+        }
+        // The daemon's own page says what the running process reads, answers and obeys.
+        if command.get_name() == "run" {
+            page = page
+                .roff(signals_section())
+                .roff(environment_section())
+                .roff(files_section())
+                .roff(http_section());
         }
         let page = page
             .roff(exit_status_section())
@@ -338,48 +276,125 @@ fn title_line(title: &str, section: &str, source: &str) -> Roff {
     roff
 }
 
-fn files_section() -> Roff {
+/// `.TP` entries under a section heading.
+fn definitions(heading: &str, entries: &[(&str, &str)], term: impl Fn(&str) -> Inline) -> Roff {
     let mut roff = Roff::new();
-    roff.control("SH", ["FILES"]);
-    for (path, what) in [
-        (
-            "/etc/vast-supervisor/vast-supervisor.toml",
-            "The main configuration file (global settings), see vast-supervisor.toml(5).",
-        ),
-        (
-            "/etc/vast-supervisor/conf.d/*.toml",
-            "Accounts and notification targets, read in byte-wise order of their names.",
-        ),
-        (
-            "/var/lib/vast-supervisor",
-            "The state directory (state_dir): snapshots and the queue of undelivered events.",
-        ),
-        (
-            "/run/vast-supervisor/control.sock",
-            "The control socket (control_socket) of the commands that talk to the running daemon.",
-        ),
-    ] {
+    roff.control("SH", [heading]);
+    for (name, what) in entries {
         roff.control("TP", []);
-        roff.text([italic(path)]);
-        roff.text([roman(what)]);
+        roff.text([term(name)]);
+        roff.text([roman(*what)]);
     }
     roff
 }
 
+fn signals_section() -> Roff {
+    definitions(
+        "SIGNALS",
+        &[
+            (
+                "SIGHUP",
+                "Reload the configuration, file by file: a file with a problem is rejected alone and \
+                 its previous version stays in force (the same as vast-supervisor reload).",
+            ),
+            (
+                "SIGTERM, SIGINT",
+                "Stop polling, deliver what can be delivered within a few seconds, keep the rest \
+                 queued in the state directory for the next start, send supervisor_stop and exit 0.",
+            ),
+        ],
+        |t| bold(t),
+    )
+}
+
+fn environment_section() -> Roff {
+    definitions(
+        "ENVIRONMENT",
+        &[
+            (
+                "VAST_SUPERVISOR_CONFIG",
+                "The configuration directory when --config is not given.",
+            ),
+            (
+                "RUST_LOG",
+                "A log filter (for example vast_supervisor=debug) that overrides -v and -q.",
+            ),
+            (
+                "NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID",
+                "Set by systemd for Type=notify: READY, RELOADING, STOPPING and STATUS \
+                 notifications, and a watchdog ping every half of WatchdogSec=.",
+            ),
+            (
+                "JOURNAL_STREAM",
+                "Set by systemd; when it names stderr, log lines start with a <N> syslog priority \
+                 and carry no timestamp. Colours are used only when stderr is a terminal.",
+            ),
+            (
+                "api_key_env, url_env",
+                "Configuration keys that name further variables holding secrets, see \
+                 vast-supervisor.toml(5).",
+            ),
+        ],
+        |t| bold(t),
+    )
+}
+
+fn http_section() -> Roff {
+    definitions(
+        "HTTP ENDPOINTS",
+        &[
+            (
+                "GET /health",
+                "With http_listen set: 200 and {\"status\": \"ok\", \"accounts\": [...]} while \
+                 the daemon runs, 503 when every configured account is stale or failing \
+                 authentication. For load balancers and container health checks.",
+            ),
+            (
+                "GET /metrics",
+                "Prometheus text format: polls and poll errors by account, events by kind, sends and \
+                 failed sends by target, queue depths, restarts and configuration reloads.",
+            ),
+        ],
+        |t| bold(t),
+    )
+}
+
+fn files_section() -> Roff {
+    definitions(
+        "FILES",
+        &[
+            (
+                "/etc/vast-supervisor/vast-supervisor.toml",
+                "The main configuration file (global settings), see vast-supervisor.toml(5).",
+            ),
+            (
+                "/etc/vast-supervisor/conf.d/*.toml",
+                "Accounts and notification targets, read in byte-wise order of their names.",
+            ),
+            (
+                "/var/lib/vast-supervisor",
+                "The state directory (state_dir): snapshots and the queue of undelivered events.",
+            ),
+            (
+                "/run/vast-supervisor/control.sock",
+                "The control socket (control_socket) of the commands that talk to the running daemon.",
+            ),
+        ],
+        |t| italic(t),
+    )
+}
+
 fn exit_status_section() -> Roff {
-    let mut roff = Roff::new();
-    roff.control("SH", ["EXIT STATUS"]);
-    for (code, meaning) in [
-        ("0", "Success."),
-        ("1", "Runtime failure."),
-        ("2", "Usage or configuration error (check found a problem)."),
-        ("3", "The daemon is not reachable over its control socket."),
-    ] {
-        roff.control("TP", []);
-        roff.text([bold(code)]);
-        roff.text([roman(meaning)]);
-    }
-    roff
+    definitions(
+        "EXIT STATUS",
+        &[
+            ("0", "Success."),
+            ("1", "Runtime failure."),
+            ("2", "Usage or configuration error (check found a problem)."),
+            ("3", "The daemon is not reachable over its control socket."),
+        ],
+        |t| bold(t),
+    )
 }
 
 fn see_also_section(pages: &[String]) -> Roff {

@@ -63,6 +63,8 @@ expect -rw-r--r-- ./usr/share/zsh/vendor-completions/_vast-supervisor
 expect -rw-r--r-- ./usr/share/fish/vendor_completions.d/vast-supervisor.fish
 expect -rw-r--r-- ./usr/share/doc/vast-supervisor/README.md
 expect -rw-r--r-- ./usr/share/doc/vast-supervisor/CONFIGURATION.md
+expect -rw-r--r-- ./usr/share/doc/vast-supervisor/EVENTS.md
+expect -rw-r--r-- ./usr/share/doc/vast-supervisor/DEPLOYMENT.md
 expect -rw-r--r-- ./usr/share/doc/vast-supervisor/copyright
 expect -rw-r--r-- ./usr/share/doc/vast-supervisor/changelog.Debian.gz
 expect -rw-r--r-- ./usr/share/lintian/overrides/vast-supervisor

@@ -1,9 +1,12 @@
 //! The command line (SPEC §3): clap definitions shared by the binary, the man pages and the shell
 //! completions. Parsing only; each command's work lives in its own module.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// The environment variable that sets `--config` when the flag is not given.
+pub const CONFIG_ENV: &str = "VAST_SUPERVISOR_CONFIG";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,7 +17,13 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Configuration directory holding vast-supervisor.toml and conf.d/*.toml
-    #[arg(long, global = true, value_name = "DIR", default_value = crate::config::DEFAULT_CONFIG_DIR)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = CONFIG_ENV,
+        default_value = crate::config::DEFAULT_CONFIG_DIR
+    )]
     pub config: PathBuf,
 
     /// Control socket of the running daemon (default: control_socket of the configuration, else
@@ -113,6 +122,53 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         scenario: Option<PathBuf>,
     },
+    /// Move in from vast-monitor: its configuration and state become vast-supervisor's
+    ///
+    /// config.json becomes a conf.d file, with the API key and the target URLs in 0600 files
+    /// under DIR (never printed). With --snapshots its state files go into the state database,
+    /// so rentals in progress keep their start time and are not announced again. What cannot be
+    /// converted is reported item by item; existing files are not replaced without --force.
+    Import(ImportArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell to complete for
+        shell: crate::completions::Shell,
+    },
+}
+
+/// What `import` reads and where it writes.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The tool to move in from
+    #[arg(value_enum, value_name = "TOOL")]
+    pub from: ImportFrom,
+    /// Its configuration file (vast-monitor: config.json)
+    #[arg(value_name = "CONFIG.json")]
+    pub config_json: PathBuf,
+    /// Configuration directory to write conf.d/, keys/ and secrets/ into (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Its state directory (vast-monitor: the directory of config.json, with
+    /// rental_snapshot.json and machine_snapshots/)
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
+    /// Name of the account in vast-supervisor (names are unique across conf.d)
+    #[arg(long, value_name = "NAME", default_value = "vast-monitor")]
+    pub account: String,
+    /// State directory to import the snapshots into (default: state_dir of
+    /// DIR/vast-supervisor.toml, else /var/lib/vast-supervisor)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Replace the files of an earlier import instead of refusing
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The tools `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFrom {
+    /// begna112/vast-monitor (one account per config.json, Apprise targets)
+    VastMonitor,
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {

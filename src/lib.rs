@@ -12,12 +12,14 @@
 //! - [`event`]: the event vocabulary shared by all of the above.
 //! - [`fleet`]: the published status snapshot read back into types for the dashboard and metrics.
 //! - [`history`]: earnings and rental history projected from the outbox for the dashboard.
+//! - [`import`]: `vast-supervisor import`, moving in from vast-monitor.
 //! - [`logs_command`]: `vast-supervisor logs`, an instance's log on the terminal.
 //! - [`metrics`], [`systemd`]: operations (Prometheus metrics and health, sd_notify).
 //! - [`web`]: the HTTP listener: metrics, health, the dashboard and its JSON API.
 
 pub mod actors;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -26,6 +28,7 @@ pub mod detect;
 pub mod event;
 pub mod fleet;
 pub mod history;
+pub mod import;
 pub mod logging;
 pub mod logs_command;
 pub mod metrics;

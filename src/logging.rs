@@ -1,7 +1,15 @@
 //! Log output: `tracing` to stderr, text or JSON. Under journald (`JOURNAL_STREAM` names our
-//! stderr) lines carry no timestamps or colours, since the journal adds its own.
+//! stderr) lines carry no timestamps or colours, since the journal adds its own, and start with a
+//! `<N>` syslog priority so `journalctl -p` filters them. Colours only ever go to a terminal: a
+//! file or a pipe gets plain text.
 
 use crate::cli::LogFormat;
+use std::fmt;
+use std::io::IsTerminal;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 /// Whether stderr is connected to the journal (systemd sets `JOURNAL_STREAM=dev:inode`).
@@ -37,21 +45,76 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8, quiet_by_default: bool) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let journal = stderr_is_journal();
+    let colours = !journal && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colours);
     let result = match (format, journal) {
-        (LogFormat::Json, _) => builder.json().try_init(),
-        (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
+        (LogFormat::Json, false) => builder.json().try_init(),
+        (LogFormat::Json, true) => {
+            let json = tracing_subscriber::fmt::format().json();
+            builder.event_format(SyslogPrefix(json)).try_init()
+        }
+        (LogFormat::Text, true) => {
+            let text = tracing_subscriber::fmt::format().without_time();
+            builder.event_format(SyslogPrefix(text)).try_init()
+        }
         (LogFormat::Text, false) => builder.try_init(),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;
 }
 
+/// The syslog priority journald reads from a `<N>` line prefix (sd-daemon(3)).
+fn syslog_priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
+}
+
+/// Puts `<N>` in front of each event the inner format writes.
+struct SyslogPrefix<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for SyslogPrefix<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "<{}>", syslog_priority(event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::journal_stream_names;
+    use super::{journal_stream_names, syslog_priority};
+    use tracing::Level;
+
+    #[test]
+    fn levels_map_to_syslog_priorities() {
+        let priorities: Vec<u8> = [
+            Level::ERROR,
+            Level::WARN,
+            Level::INFO,
+            Level::DEBUG,
+            Level::TRACE,
+        ]
+        .iter()
+        .map(syslog_priority)
+        .collect();
+        assert_eq!(priorities, [3, 4, 6, 7, 7]);
+    }
 
     #[test]
     fn journal_stream_must_name_exactly_our_stderr() {

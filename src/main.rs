@@ -4,16 +4,20 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use vast_supervisor::cli::{Cli, Command};
+use vast_supervisor::cli::{Cli, Command, ImportFrom};
 use vast_supervisor::control::commands;
 use vast_supervisor::logs_command::{self, LogsOptions};
-use vast_supervisor::{config, daemon, demo, logging, sim};
+use vast_supervisor::{completions, config, daemon, demo, import, logging, sim};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet_by_default = matches!(
         cli.command,
-        Command::Demo { .. } | Command::Check | Command::Logs { .. }
+        Command::Demo { .. }
+            | Command::Check
+            | Command::Logs { .. }
+            | Command::Import { .. }
+            | Command::Completions { .. }
     );
     logging::init(cli.log_format, cli.verbose, cli.quiet, quiet_by_default);
     let result = match cli.command {
@@ -70,6 +74,26 @@ fn main() -> ExitCode {
             let opts = LogsOptions::new(cli.config, account, instance, follow, tail, test_interval);
             return ExitCode::from(logs_command::main(opts));
         }
+        Command::Import(args) => {
+            // One tool for now: `args.from` is vast-monitor.
+            let ImportFrom::VastMonitor = args.from;
+            let now = chrono::Utc::now();
+            return match import::vast_monitor(&args, now, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vast-supervisor: import: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            };
+        }
+        Command::Completions { shell } => completions::script(shell)
+            .map_err(anyhow::Error::msg)
+            .and_then(|script| {
+                use std::io::Write;
+                std::io::stdout()
+                    .write_all(&script)
+                    .map_err(anyhow::Error::from)
+            }),
         Command::Simulate { listen, scenario } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

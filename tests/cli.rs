@@ -1,9 +1,14 @@
 //! The command line as a user runs it: `check` exit codes and output, `simulate` serving the
-//! simulated cloud, and usage errors.
+//! simulated cloud, usage errors, `VAST_SUPERVISOR_CONFIG`, `completions SHELL`, and the log
+//! format on stderr (no colours into a file, syslog priorities into the journal).
+
+#[path = "support/daemon.rs"]
+mod daemon;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vast-supervisor")
@@ -109,4 +114,151 @@ fn simulate_serves_the_demo_cloud() {
     assert!(!machines["machines"].as_array().unwrap().is_empty());
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn the_config_directory_comes_from_vast_supervisor_config_unless_given() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+    std::fs::write(
+        dir.path().join("conf.d/10-a.toml"),
+        "[[account]]\nname = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("check")
+        .env("VAST_SUPERVISOR_CONFIG", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&dir.path().join("conf.d/10-a.toml").display().to_string()),
+        "{err}"
+    );
+
+    let good = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(good.path())
+        .env("VAST_SUPERVISOR_CONFIG", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--config wins over the environment"
+    );
+}
+
+#[test]
+fn completions_are_the_packaged_scripts() {
+    for (shell, file) in [
+        ("bash", "vast-supervisor.bash"),
+        ("zsh", "_vast-supervisor"),
+        ("fish", "vast-supervisor.fish"),
+    ] {
+        let out = Command::new(bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let packaged = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("packaging/completions")
+                .join(file),
+        )
+        .unwrap();
+        assert!(
+            out.stdout == packaged,
+            "completions {shell} differs from packaging/completions/{file}"
+        );
+    }
+    let out = Command::new(bin())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs the daemon on a configuration with one rejected file and no account, stderr into a file
+/// (with `JOURNAL_STREAM` naming that file when `journal`), until it logged that it has nothing
+/// to watch; returns what it wrote.
+fn daemon_stderr(journal: bool) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = daemon::write_main_config(dir.path(), "");
+    std::fs::write(config.join("conf.d/10-bad.toml"), "[[account]]\nname = 1\n").unwrap();
+    let log = dir.path().join("stderr.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let meta = file.metadata().unwrap();
+    let mut command = Command::new(bin());
+    command
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(file)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM");
+    if journal {
+        command.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while !text.contains("ready") {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not get ready:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        text = std::fs::read_to_string(&log).unwrap();
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    std::fs::read_to_string(&log).unwrap()
+}
+
+#[test]
+fn logs_into_a_file_carry_no_colour_codes() {
+    let text = daemon_stderr(false);
+    assert!(
+        text.contains("ERROR") && text.contains("WARN") && text.contains("INFO"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape sequences in a log file:\n{text:?}"
+    );
+}
+
+#[test]
+fn logs_into_the_journal_carry_syslog_priorities_and_no_timestamps() {
+    let text = daemon_stderr(true);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let priority_of = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
+            .get(..3)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(priority_of("10-bad.toml"), "<3>");
+    assert_eq!(priority_of("nothing to watch"), "<4>");
+    assert_eq!(priority_of("ready"), "<6>");
+    for line in &lines {
+        let rest = line.get(3..).unwrap_or_default().trim_start();
+        assert!(
+            ["ERROR", "WARN", "INFO"]
+                .iter()
+                .any(|l| rest.starts_with(l)),
+            "a line starts with its priority and its level, no timestamp: {line:?}"
+        );
+    }
 }

@@ -63,6 +63,33 @@ fn every_visible_command_has_a_man_page_and_the_config_format_has_one() {
 }
 
 #[test]
+fn the_daemon_pages_document_signals_environment_files_and_http_endpoints() {
+    let generated = generated();
+    for page in ["vast-supervisor.1", "vast-supervisor-run.1"] {
+        let text = String::from_utf8_lossy(&generated[&Path::new("packaging/man").join(page)])
+            .into_owned();
+        for section in [
+            ".SH SIGNALS",
+            ".SH ENVIRONMENT",
+            ".SH FILES",
+            ".SH \"HTTP ENDPOINTS\"",
+        ] {
+            assert!(text.contains(section), "{page} lacks {section}");
+        }
+        for name in [
+            "SIGHUP",
+            "SIGTERM",
+            "VAST_SUPERVISOR_CONFIG",
+            "JOURNAL_STREAM",
+            "GET /health",
+            "GET /metrics",
+        ] {
+            assert!(text.contains(name), "{page} does not mention {name}");
+        }
+    }
+}
+
+#[test]
 fn hidden_test_flags_stay_out_of_man_pages_and_completions() {
     let mut hidden = Vec::new();
     let cmd = Cli::command();

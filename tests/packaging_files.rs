@@ -165,8 +165,9 @@ fn the_maintainer_scripts_are_valid_shell() {
         "packaging/rpm/pre_uninstall.sh",
         "packaging/rpm/post_uninstall.sh",
         "packaging/check-deb.sh",
+        "packaging/check-rpm.sh",
     ] {
-        let shell = if script.ends_with("check-deb.sh") {
+        let shell = if script.starts_with("packaging/check-") {
             "bash"
         } else {
             "sh"
@@ -296,26 +297,64 @@ fn deb_assets(metadata: &toml::Value) -> Vec<Asset> {
         .collect()
 }
 
-fn rpm_assets(metadata: &toml::Value) -> Vec<(Asset, &toml::Value)> {
-    metadata["package"]["metadata"]["generate-rpm"]["assets"]
-        .as_array()
-        .expect("rpm assets")
+const SPEC: &str = "packaging/rpm/vast-supervisor.spec";
+
+/// The lines of one section of the RPM spec (`%install`, `%files`, ...), up to the next one.
+fn spec_section(spec: &str, name: &str) -> Vec<String> {
+    spec.lines()
+        .skip_while(|l| l.trim() != name)
+        .skip(1)
+        .take_while(|l| {
+            !l.starts_with('%')
+                || l.starts_with("%attr")
+                || l.starts_with("%dir")
+                || l.starts_with("%config")
+                || l.starts_with("%doc")
+                || l.starts_with("%license")
+        })
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The .rpm's files, from the spec: each `install -D -m MODE SOURCE DEST` (or `-t DIR SOURCES`)
+/// line of `%install`, with the `%files` line that lists it.
+fn rpm_assets() -> Vec<(Asset, String)> {
+    let spec = read(SPEC);
+    let files = spec_section(&spec, "%files");
+    let path = |s: &str| {
+        s.trim_matches('"')
+            .replace("%{_sourcedir}/", "")
+            .replace("%{_sourcedir}\"/", "")
+            .replace("%{buildroot}", "")
+            .replace("%{unitdir}", "/usr/lib/systemd/system")
+    };
+    spec_section(&spec, "%install")
         .iter()
-        .map(|a| {
-            let field = |k: &str| a[k].as_str().expect("string").to_string();
-            let (source, dest) = (field("source"), field("dest"));
-            let dest = if dest.ends_with('/') {
-                let file = source.rsplit('/').next().unwrap_or(&source);
-                format!("{dest}{file}")
-            } else {
-                dest
+        .filter(|l| l.starts_with("install -D "))
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let mode = words[3].trim_start_matches('0').to_string();
+            let (source, dest) = match words[4] {
+                "-t" => {
+                    let source = path(words[6]);
+                    let file = source.rsplit('/').next().unwrap().to_string();
+                    (source, format!("{}/{file}", path(words[5])))
+                }
+                _ => (path(words[4]), path(words[5])),
             };
-            let asset = Asset {
-                source,
-                dest,
-                mode: field("mode"),
-            };
-            (asset, a)
+            // A glob is listed by its page names, e.g. vast-supervisor*.1* for *.1.
+            let listed = files
+                .iter()
+                .find(|f| {
+                    let listed = path(f.split_whitespace().last().unwrap());
+                    listed == dest
+                        || (dest.contains('*')
+                            && listed.starts_with(dest.rsplit_once('/').unwrap().0))
+                })
+                .unwrap_or_else(|| panic!("{SPEC}: {dest} is installed but not in %files"))
+                .clone();
+            (Asset { source, dest, mode }, listed)
         })
         .collect()
 }
@@ -324,7 +363,7 @@ fn rpm_assets(metadata: &toml::Value) -> Vec<(Asset, &toml::Value)> {
 fn the_deb_and_rpm_ship_every_file_with_its_mode() {
     let metadata = cargo_metadata();
     let deb = deb_assets(&metadata);
-    let rpm = rpm_assets(&metadata);
+    let rpm = rpm_assets();
     let mut expected = vec![
         (
             "target/release/vast-supervisor",
@@ -346,8 +385,6 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
             "/etc/vast-supervisor/vast-supervisor.toml",
             "640",
         ),
-        ("packaging/man/*.1", "/usr/share/man/man1/*.1", "644"),
-        ("packaging/man/*.5", "/usr/share/man/man5/*.5", "644"),
         (
             "packaging/completions/vast-supervisor.bash",
             "/usr/share/bash-completion/completions/vast-supervisor",
@@ -358,6 +395,8 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
             "/usr/share/fish/vendor_completions.d/vast-supervisor.fish",
             "644",
         ),
+        ("packaging/man/*.1", "/usr/share/man/man1/*.1", "644"),
+        ("packaging/man/*.5", "/usr/share/man/man5/*.5", "644"),
         (
             "README.md",
             "/usr/share/doc/vast-supervisor/README.md",
@@ -366,6 +405,16 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
         (
             "docs/CONFIGURATION.md",
             "/usr/share/doc/vast-supervisor/CONFIGURATION.md",
+            "644",
+        ),
+        (
+            "docs/EVENTS.md",
+            "/usr/share/doc/vast-supervisor/EVENTS.md",
+            "644",
+        ),
+        (
+            "docs/DEPLOYMENT.md",
+            "/usr/share/doc/vast-supervisor/DEPLOYMENT.md",
             "644",
         ),
     ]
@@ -391,6 +440,8 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
             "the .rpm lacks {asset:?}"
         );
     }
+    // Both compress the man pages: cargo-deb by itself, the spec's %install with gzip.
+    assert!(read(SPEC).contains("gzip -9 -n"));
     // Where the two distributions differ: zsh's directory, and the license (Debian's is
     // /usr/share/doc/vast-supervisor/copyright, generated from LICENSE by cargo-deb).
     let lintian = "/usr/share/lintian/overrides/vast-supervisor";
@@ -420,18 +471,40 @@ fn the_deb_and_rpm_ship_every_file_with_its_mode() {
         && a.dest == "/usr/lib/systemd/system/vast-supervisor.service"
         && a.mode == "644"));
 
+    // Every file's %attr mode is the mode it is installed with.
+    for (asset, listed) in &rpm {
+        let attr = listed
+            .split("%attr(")
+            .nth(1)
+            .and_then(|a| a.split(',').next())
+            .unwrap_or_else(|| panic!("{SPEC}: no %attr in {listed}"));
+        assert_eq!(attr.trim_start_matches('0'), asset.mode, "{listed}");
+    }
     // Configuration holds keys: rpm marks it noreplace and gives it to the daemon's group
     // (the .deb's postinst does the same; dpkg treats /etc files as conffiles by itself).
-    for (asset, table) in &rpm {
+    for (asset, listed) in &rpm {
         if asset.dest.starts_with("/etc/") {
-            assert_eq!(table["config"].as_str(), Some("noreplace"), "{asset:?}");
-            assert_eq!(
-                table["group"].as_str(),
-                Some("vast-supervisor"),
-                "{asset:?}"
+            assert!(
+                listed.starts_with("%config(noreplace) %attr(0640,root,vast-supervisor) "),
+                "{listed}"
             );
             assert_eq!(asset.mode, "640", "{asset:?}");
         }
+    }
+    // The directories of the package are its own (keys/ and secrets/ come from tmpfiles.d).
+    let files = spec_section(&read(SPEC), "%files");
+    for dir in [
+        "/etc/vast-supervisor",
+        "/etc/vast-supervisor/conf.d",
+        "/usr/share/doc/vast-supervisor",
+        "/usr/share/licenses/vast-supervisor",
+    ] {
+        assert!(
+            files
+                .iter()
+                .any(|l| l.starts_with("%dir ") && l.ends_with(&format!(" {dir}"))),
+            "{SPEC} does not own {dir}"
+        );
     }
     let postinst = read("packaging/debian/postinst");
     assert!(postinst.contains("chown root:vast-supervisor"));
@@ -472,4 +545,77 @@ fn the_deb_installs_the_service_disabled_and_stopped() {
     {
         assert!(command.starts_with("systemctl daemon-reload"), "{command}");
     }
+}
+
+#[test]
+fn both_packages_have_a_short_synopsis_a_description_and_a_changelog_for_this_version() {
+    let metadata = cargo_metadata();
+    let synopsis = metadata["package"]["description"].as_str().unwrap();
+    assert!(
+        synopsis.len() < 80 && !synopsis.contains('\n'),
+        "{synopsis}"
+    );
+    let spec = read(SPEC);
+    let tag = |name: &str| {
+        spec.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{SPEC} has no {name}:"))
+            .to_string()
+    };
+    assert_eq!(
+        tag("Summary"),
+        synopsis,
+        "the RPM summary is the Debian synopsis"
+    );
+    assert_eq!(tag("Name"), env!("CARGO_PKG_NAME"));
+    assert_eq!(
+        tag("License"),
+        metadata["package"]["license"].as_str().unwrap()
+    );
+    assert!(tag("URL").starts_with("https://"));
+    assert_eq!(
+        tag("Requires(pre)"),
+        "systemd",
+        "%pre runs systemd-sysusers"
+    );
+    let description = spec_section(&spec, "%description");
+    assert!(description.len() >= 3, "a paragraph, not a line");
+    assert!(
+        description.iter().all(|l| l.len() < 80),
+        "rpmlint wants description lines under 80 characters"
+    );
+    let changelog = spec_section(&spec, "%changelog");
+    let expected = format!("- {}-1", env!("CARGO_PKG_VERSION"));
+    assert!(
+        changelog
+            .first()
+            .is_some_and(|l| l.starts_with("* ") && l.ends_with(&expected)),
+        "{SPEC}: a new version needs a %changelog entry ending in {expected:?}"
+    );
+    for script in [
+        "pre_install",
+        "post_install",
+        "pre_uninstall",
+        "post_uninstall",
+    ] {
+        assert!(
+            spec.contains(&format!("packaging/rpm/{script}.sh")),
+            "{SPEC} does not use packaging/rpm/{script}.sh"
+        );
+    }
+}
+
+#[test]
+fn the_unit_asks_for_watchdog_pings_the_daemon_sends_in_time() {
+    let watchdog = unit_lines("WatchdogSec");
+    assert_eq!(watchdog.len(), 1, "one WatchdogSec=");
+    let seconds: u64 = watchdog[0]
+        .strip_suffix('s')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("WatchdogSec={} in seconds", watchdog[0]));
+    // The daemon pings every half of WATCHDOG_USEC; it must not be so short that a busy reload or
+    // a slow disk trips it.
+    assert!(seconds >= 30, "WatchdogSec={seconds}s");
+    assert_eq!(unit_lines("NotifyAccess"), ["main"]);
 }

@@ -19,6 +19,9 @@ _vast_supervisor() {
             vast_supervisor,check)
                 cmd="vast_supervisor__subcmd__check"
                 ;;
+            vast_supervisor,completions)
+                cmd="vast_supervisor__subcmd__completions"
+                ;;
             vast_supervisor,demo)
                 cmd="vast_supervisor__subcmd__demo"
                 ;;
@@ -27,6 +30,9 @@ _vast_supervisor() {
                 ;;
             vast_supervisor,help)
                 cmd="vast_supervisor__subcmd__help"
+                ;;
+            vast_supervisor,import)
+                cmd="vast_supervisor__subcmd__import"
                 ;;
             vast_supervisor,logs)
                 cmd="vast_supervisor__subcmd__logs"
@@ -49,6 +55,9 @@ _vast_supervisor() {
             vast_supervisor__subcmd__help,check)
                 cmd="vast_supervisor__subcmd__help__subcmd__check"
                 ;;
+            vast_supervisor__subcmd__help,completions)
+                cmd="vast_supervisor__subcmd__help__subcmd__completions"
+                ;;
             vast_supervisor__subcmd__help,demo)
                 cmd="vast_supervisor__subcmd__help__subcmd__demo"
                 ;;
@@ -57,6 +66,9 @@ _vast_supervisor() {
                 ;;
             vast_supervisor__subcmd__help,help)
                 cmd="vast_supervisor__subcmd__help__subcmd__help"
+                ;;
+            vast_supervisor__subcmd__help,import)
+                cmd="vast_supervisor__subcmd__help__subcmd__import"
                 ;;
             vast_supervisor__subcmd__help,logs)
                 cmd="vast_supervisor__subcmd__help__subcmd__logs"
@@ -83,7 +95,7 @@ _vast_supervisor() {
 
     case "${cmd}" in
         vast_supervisor)
-            opts="-v -q -h -V --config --socket --log-format --verbose --quiet --help --version run demo check status reload notify-test events logs simulate help"
+            opts="-v -q -h -V --config --socket --log-format --verbose --quiet --help --version run demo check status reload notify-test events logs simulate import completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,6 +122,32 @@ _vast_supervisor() {
             ;;
         vast_supervisor__subcmd__check)
             opts="-v -q -h --config --socket --log-format --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vast_supervisor__subcmd__completions)
+            opts="-v -q -h --config --socket --log-format --verbose --quiet --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -195,7 +233,7 @@ _vast_supervisor() {
             return 0
             ;;
         vast_supervisor__subcmd__help)
-            opts="run demo check status reload notify-test events logs simulate help"
+            opts="run demo check status reload notify-test events logs simulate import completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,6 +247,20 @@ _vast_supervisor() {
             return 0
             ;;
         vast_supervisor__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vast_supervisor__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -251,6 +303,20 @@ _vast_supervisor() {
             return 0
             ;;
         vast_supervisor__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vast_supervisor__subcmd__help__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -341,6 +407,48 @@ _vast_supervisor() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vast_supervisor__subcmd__import)
+            opts="-v -q -h --to --snapshots --account --state-dir --force --config --socket --log-format --verbose --quiet --help vast-monitor"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --snapshots)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --account)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

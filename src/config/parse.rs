@@ -1370,7 +1370,7 @@ fn ca_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     Ok(certificates)
 }
 
-fn name_problem(name: &str) -> Option<String> {
+pub(crate) fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("a name cannot be empty".into());
     }

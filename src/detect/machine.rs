@@ -268,7 +268,7 @@ fn emitter_for<'a>(
     )
 }
 
-fn non_empty(v: Option<&str>) -> Option<String> {
+pub(super) fn non_empty(v: Option<&str>) -> Option<String> {
     v.map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
@@ -282,38 +282,9 @@ fn first_sight(
     adoption: Adoption,
 ) -> (MachineState, Vec<Event>) {
     let now = obs.now;
-    let machine_id = previous
-        .map(|p| p.machine_id)
-        .or_else(|| row.key())
-        .unwrap_or(0);
     let slots = parse_occupancy(row.gpu_occupancy.as_deref().unwrap_or(""), row.num_gpus);
-    let mut s = MachineState {
-        machine_id,
-        hostname: non_empty(row.hostname.as_deref())
-            .or_else(|| previous.and_then(|p| p.hostname.clone())),
-        gpu_name: non_empty(row.gpu_name.as_deref())
-            .or_else(|| previous.and_then(|p| p.gpu_name.clone())),
-        num_gpus: slots.len() as u32,
-        first_seen: now,
-        last_seen: now,
-        event_seq: previous.map_or(0, |p| p.event_seq),
-        removed: false,
-        rental_baseline: false,
-        occupancy: format_occupancy(&slots),
-        counters: Counters::from_row(row),
-        alloc_disk_gb: finite_non_negative(row.alloc_disk_space),
-        rentals: RentalBook {
-            rentals: Vec::new(),
-            next_seq: previous.map_or(1, |p| p.rentals.next_seq),
-        },
-        offline: OfflineState::default(),
-        error: ErrorState::default(),
-        listed: row.listed,
-        verification: non_empty(row.verification.as_deref()),
-        num_reports: finite_non_negative(row.num_reports),
-        num_recent_reports: finite_non_negative(row.num_recent_reports),
-        maintenance: normalize_maintenance(row.machine_maintenance.as_ref()),
-    };
+    let mut s = baseline(previous, row, &slots, now);
+    let machine_id = s.machine_id;
     let mut em = emitter_for(&s, obs, previous.map(|p| p.last_seen));
     if row.gpu_occupancy.is_some() {
         let input = poll_input(&s, row, &slots);
@@ -340,7 +311,48 @@ fn first_sight(
     (s, events)
 }
 
-fn poll_input<'r>(
+/// The state of a machine taken in from `row` at `now` (or taken in again after it was removed),
+/// before any rule ran: no rentals yet, no offline or error condition, nothing alerted.
+pub(super) fn baseline(
+    previous: Option<&MachineState>,
+    row: &Machine,
+    slots: &[Option<super::GpuType>],
+    now: DateTime<Utc>,
+) -> MachineState {
+    let machine_id = previous
+        .map(|p| p.machine_id)
+        .or_else(|| row.key())
+        .unwrap_or(0);
+    MachineState {
+        machine_id,
+        hostname: non_empty(row.hostname.as_deref())
+            .or_else(|| previous.and_then(|p| p.hostname.clone())),
+        gpu_name: non_empty(row.gpu_name.as_deref())
+            .or_else(|| previous.and_then(|p| p.gpu_name.clone())),
+        num_gpus: slots.len() as u32,
+        first_seen: now,
+        last_seen: now,
+        event_seq: previous.map_or(0, |p| p.event_seq),
+        removed: false,
+        rental_baseline: false,
+        occupancy: format_occupancy(slots),
+        counters: Counters::from_row(row),
+        alloc_disk_gb: finite_non_negative(row.alloc_disk_space),
+        rentals: RentalBook {
+            rentals: Vec::new(),
+            next_seq: previous.map_or(1, |p| p.rentals.next_seq),
+        },
+        offline: OfflineState::default(),
+        error: ErrorState::default(),
+        listed: row.listed,
+        verification: non_empty(row.verification.as_deref()),
+        num_reports: finite_non_negative(row.num_reports),
+        num_recent_reports: finite_non_negative(row.num_recent_reports),
+        maintenance: normalize_maintenance(row.machine_maintenance.as_ref()),
+    }
+}
+
+pub(super) fn poll_input<'r>(
     s: &MachineState,
     row: &Machine,
     slots: &'r [Option<super::GpuType>],

@@ -90,7 +90,9 @@
 //! `machine_removed` once and ends the machine's tracked rentals (`data.reason:
 //! "machine_removed"`); with a row, it is a list hiccup and the row is observed normally. A removed
 //! machine that comes back is adopted again, keeping its counters so event and rental ids stay
-//! unique.
+//! unique. A machine another monitor tracked (`vast-supervisor import`) starts instead from the
+//! state [`recorded::machine_from_record`] builds: its rentals keep their ids and start times
+//! (`adopted: false`), and only what they leave unexplained is adopted as above.
 //!
 //! **Events.** Ids are `"{account}:m{machine_id}:{seq}"`, `seq` counting every event of the
 //! machine; rental ids are `"m{machine_id}-{n:04}"`. Events carry `time = now` and `since` = the
@@ -111,6 +113,7 @@
 
 mod assign;
 pub mod machine;
+pub mod recorded;
 pub mod rental;
 // The account itself: its polling health.
 pub mod health;
@@ -122,6 +125,10 @@ pub mod money;
 pub use machine::{
     machine_missing, machine_summary, observe_machine, ErrorState, MachineState, MachineSummary,
     OfflineState,
+};
+pub use recorded::{
+    machine_from_record, RecordProblem, RecordedGpuSegment, RecordedMachine, RecordedRental,
+    RecordedStorageSegment,
 };
 pub use rental::{GpuSegment, Rental, RentalBook, RentalStatus, RentalSummary, StorageSegment};
 

@@ -235,7 +235,7 @@ impl RentalBook {
             .sum()
     }
 
-    fn next_id(&mut self, machine_id: u64) -> String {
+    pub(crate) fn next_id(&mut self, machine_id: u64) -> String {
         let id = format!("m{machine_id}-{:04}", self.next_seq);
         self.next_seq += 1;
         id
@@ -278,20 +278,27 @@ impl RentalBook {
     }
 
     /// Takes in the rentals of a machine seen for the first time, silently (module docs, "First
-    /// sight"). Returns nothing: adoption never emits rental events.
+    /// sight"). Returns nothing: adoption never emits rental events. Rentals already in the book
+    /// (recorded by another monitor, see [`super::recorded`]) keep their GPUs and count against
+    /// the counters; only what they leave unexplained is adopted.
     pub(crate) fn adopt(&mut self, machine_id: u64, input: &PollInput, now: DateTime<Utc>) {
         let held = self.held_gpus();
         let groups = started_groups(input, &held);
-        let planned = plan_new_rentals(groups, input, |class| input.new.running_of(class));
+        let running_before = [Class::OnDemand, Class::Other].map(|c| self.running_count(c));
+        let planned = plan_new_rentals(groups, input, |class| {
+            input.new.running_of(class) - running_before[class_index(class)]
+        });
+        let unexplained_stored = |class: Class| {
+            let known = self
+                .rentals
+                .iter()
+                .filter(|r| r.is_stored() && r.class() == class)
+                .count() as i64;
+            (input.new.stored_of(class) - known).clamp(0, MAX_ADOPTED_STORED)
+        };
         let stored: Vec<(GpuType, i64)> = vec![
-            (
-                GpuType::OnDemand,
-                input.new.stored_of(Class::OnDemand).min(MAX_ADOPTED_STORED),
-            ),
-            (
-                GpuType::Unknown,
-                input.new.stored_of(Class::Other).min(MAX_ADOPTED_STORED),
-            ),
+            (GpuType::OnDemand, unexplained_stored(Class::OnDemand)),
+            (GpuType::Unknown, unexplained_stored(Class::Other)),
         ];
         let stored_total: i64 = stored.iter().map(|(_, n)| n).sum();
         // Only a lone rental can be credited with the whole allocation; otherwise storage is unknown.

@@ -4,7 +4,7 @@ use super::*;
 use crate::event::Event;
 use serde_json::{json, Value};
 
-fn t(seconds: i64) -> DateTime<Utc> {
+pub(super) fn t(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-22T19:00:00Z")
         .unwrap()
         .with_timezone(&Utc)
@@ -12,7 +12,7 @@ fn t(seconds: i64) -> DateTime<Utc> {
 }
 
 /// An idle 4-GPU machine; `patch` overrides fields.
-fn row(patch: Value) -> Machine {
+pub(super) fn row(patch: Value) -> Machine {
     let mut base = json!({
         "id": 12345, "machine_id": 12345, "hostname": "rig-01", "gpu_name": "RTX 4090",
         "num_gpus": 4, "listed": true, "gpu_occupancy": "x x x x ",
@@ -33,7 +33,14 @@ fn row(patch: Value) -> Machine {
 }
 
 /// The rental fields of a row: occupancy, running, running_on_demand, resident, on_demand, disk.
-fn rent(occ: &str, running: i64, rod: i64, resident: i64, od: i64, disk: Option<f64>) -> Value {
+pub(super) fn rent(
+    occ: &str,
+    running: i64,
+    rod: i64,
+    resident: i64,
+    od: i64,
+    disk: Option<f64>,
+) -> Value {
     json!({
         "gpu_occupancy": occ, "current_rentals_running": running,
         "current_rentals_running_on_demand": rod, "current_rentals_resident": resident,
@@ -41,7 +48,7 @@ fn rent(occ: &str, running: i64, rod: i64, resident: i64, od: i64, disk: Option<
     })
 }
 
-fn merge(a: Value, b: Value) -> Value {
+pub(super) fn merge(a: Value, b: Value) -> Value {
     let mut a = a;
     if let (Value::Object(x), Value::Object(y)) = (&mut a, b) {
         for (k, v) in y {
