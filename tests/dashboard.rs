@@ -465,6 +465,35 @@ async fn over_http() {
         .json(&format!("/api/v1/events?since={}", first - 1))
         .await;
     assert_eq!(after["events"][0]["seq"], first);
+    // The live stream: resumes after Last-Event-ID, with the same filters.
+    let mut stream = http
+        .get(fleet.url("/api/v1/events/stream?kind=rental_end"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut received = String::new();
+    while !received.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let data = received
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a data line");
+    let sent: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(sent["event"]["kind"], "rental_end");
+    assert!(
+        received.contains(&format!("id: {}\n", sent["seq"])),
+        "{received}"
+    );
+    drop(stream);
     for bad in [
         "/api/v1/events?limit=0",
         "/api/v1/events?kind=nope",
@@ -700,9 +729,10 @@ async fn open_browser(driver: &Driver) -> fantoccini::Client {
         .expect("a browser session")
 }
 
-/// Evaluates `script` (a function body returning a value) until it returns true (15 s at most).
+/// Evaluates `script` (a function body returning a value) until it returns true (25 s at most:
+/// the fleet page refreshes every 10 s).
 async fn wait_true(browser: &fantoccini::Client, what: &str, script: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
     loop {
         let v = browser.execute(script, vec![]).await.unwrap();
         if v == Value::Bool(true) {
@@ -847,6 +877,31 @@ async fn in_browser(browser_path: PathBuf, driver_path: PathBuf) {
         "the new rental in the log",
         "return window.notReloaded === true && [...document.querySelectorAll('#event-log tr.event.fresh')]
             .some(r => r.dataset.kind === 'rental_start' && r.innerText.includes('rig-a'))",
+    )
+    .await;
+
+    // The fleet page refreshes its numbers in place.
+    browser.goto(&format!("{authed}/")).await.unwrap();
+    browser
+        .execute("window.notReloaded = true; return true", vec![])
+        .await
+        .unwrap();
+    fleet
+        .sim
+        .start_rental(
+            "hostco",
+            102,
+            "r-more",
+            vec![4u32, 5],
+            RentalKind::OnDemand,
+            5.0,
+        )
+        .unwrap();
+    wait_true(
+        &browser,
+        "rig-b's new rental on the fleet page",
+        "return window.notReloaded === true
+            && document.querySelector('#machines tr[data-machine=\"102\"]').dataset.gpusRented === '3'",
     )
     .await;
     browser.close().await.unwrap();

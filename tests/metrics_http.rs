@@ -333,6 +333,12 @@ async fn scenario(dir: &std::path::Path) {
     let server = web::serve(listener, web::router(sup.metrics(), None, None)).unwrap();
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0, "the bound port is discoverable");
+    let no_dashboard = reqwest::get(format!("http://{addr}/")).await.unwrap();
+    assert_eq!(
+        no_dashboard.status(),
+        404,
+        "dashboard = false serves no pages"
+    );
 
     // Before any poll: every labelled series exists, at zero.
     let s = scrape(addr).await;

@@ -95,7 +95,7 @@ pub async fn page(State(d): State<Dashboard>, Query(q): Query<FleetQuery>) -> Re
     let mut body = String::new();
     summary(&mut body, &fleet, &today_of);
     accounts(&mut body, &fleet, &today_of, now);
-    body.push_str("<section><h2>Earnings, last 30 days</h2>");
+    body.push_str("<section data-refresh><h2>Earnings, last 30 days</h2>");
     body.push_str(&earnings_bars(
         "earnings of the fleet per day",
         &earnings.series(|_| true),
@@ -158,7 +158,7 @@ fn summary(body: &mut String, fleet: &FleetStatus, today_of: &dyn Fn(&MachineVie
             Some("UTC day".into()),
         ),
     ];
-    body.push_str("<section class=\"tiles\">");
+    body.push_str("<section class=\"tiles\" data-refresh>");
     for (label, value, note) in tiles {
         let _ = write!(
             body,
@@ -177,7 +177,7 @@ fn accounts(
     now: DateTime<Utc>,
 ) {
     body.push_str(
-        "<section><h2>Accounts</h2><table class=\"accounts\"><thead><tr><th>Account</th><th>State</th>\
+        "<section data-refresh><h2>Accounts</h2><table class=\"accounts\"><thead><tr><th>Account</th><th>State</th>\
 <th>Last good poll</th><th class=\"num\">Machines</th><th class=\"num\">GPUs rented</th>\
 <th class=\"num\">$/h</th><th class=\"num\">Today</th><th class=\"num\">Instances</th><th class=\"num\">Credit</th></tr></thead><tbody>",
     );
@@ -237,7 +237,7 @@ fn machines(
     filter_form(body, fleet, q);
     let _ = write!(
         body,
-        "<p class=\"count\">{} machine{} shown{}</p>",
+        "<div data-refresh><p class=\"count\">{} machine{} shown{}</p>",
         selected.len(),
         if selected.len() == 1 { "" } else { "s" },
         if pages > 1 {
@@ -259,7 +259,7 @@ fn machines(
     }
     body.push_str("</tbody></table>");
     body.push_str(&html::pager(current, pages, |p| q.href(p)));
-    body.push_str("</section>");
+    body.push_str("</div></section>");
 }
 
 fn filter_form(body: &mut String, fleet: &FleetStatus, q: &FleetQuery) {

@@ -37,7 +37,7 @@ pub async fn instances(State(d): State<Dashboard>) -> Response {
         };
         let _ = write!(
             body,
-            "<section class=\"renter\"><h2>{name} {state}</h2><div class=\"tiles\">\
+            "<section class=\"renter\" data-refresh><h2>{name} {state}</h2><div class=\"tiles\">\
 <div class=\"tile\"><span class=\"label\">Credit</span><span class=\"value credit\">{credit}</span></div>\
 <div class=\"tile\"><span class=\"label\">Spending</span><span class=\"value\">{spend}/h</span></div>\
 <div class=\"tile\"><span class=\"label\">Runway</span><span class=\"value runway\">{runway}</span></div></div>",

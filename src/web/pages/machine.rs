@@ -103,14 +103,14 @@ pub async fn page(State(d): State<Dashboard>, Path(id): Path<u64>) -> Response {
             m.last_seen.map(|t| ago(t, now)).unwrap_or_default(),
         ),
     ];
-    body.push_str("<dl class=\"facts\">");
+    body.push_str("<dl class=\"facts\" data-refresh>");
     for (k, v) in facts {
         let _ = write!(body, "<dt>{k}</dt><dd>{v}</dd>");
     }
     body.push_str("</dl>");
 
     body.push_str(
-        "<section><h2>Current rentals</h2><table class=\"rentals\"><thead><tr><th>Rental</th><th>Type</th>\
+        "<section data-refresh><h2>Current rentals</h2><table class=\"rentals\"><thead><tr><th>Rental</th><th>Type</th>\
 <th>GPUs</th><th>Status</th><th>Started</th><th class=\"num\">$/h</th><th class=\"num\">Earned so far</th></tr></thead><tbody>",
     );
     if m.rentals.is_empty() {
@@ -136,7 +136,7 @@ pub async fn page(State(d): State<Dashboard>, Path(id): Path<u64>) -> Response {
     }
     body.push_str("</tbody></table></section>");
 
-    body.push_str("<section><h2>Earnings, last 30 days</h2>");
+    body.push_str("<section data-refresh><h2>Earnings, last 30 days</h2>");
     body.push_str(&earnings_bars(
         &format!("earnings of machine {id} per day"),
         &earnings.series(|machine| machine == id),
@@ -144,7 +144,7 @@ pub async fn page(State(d): State<Dashboard>, Path(id): Path<u64>) -> Response {
     body.push_str("</section>");
 
     body.push_str(
-        "<section><h2>Ended rentals</h2><table class=\"history\"><thead><tr><th>Rental</th><th>Type</th>\
+        "<section data-refresh><h2>Ended rentals</h2><table class=\"history\"><thead><tr><th>Rental</th><th>Type</th>\
 <th class=\"num\">GPUs</th><th>Started</th><th>Ended</th><th class=\"num\">Duration</th><th class=\"num\">Earnings (est.)</th></tr></thead><tbody>",
     );
     if rentals.is_empty() {
@@ -168,7 +168,7 @@ pub async fn page(State(d): State<Dashboard>, Path(id): Path<u64>) -> Response {
 
     let _ = write!(
         body,
-        "<section><h2>Events</h2><table class=\"events\">{}</table><p><a href=\"/events?machine={id}\">All events of this machine</a></p></section>",
+        "<section data-refresh><h2>Events</h2><table class=\"events\">{}</table><p><a href=\"/events?machine={id}\">All events of this machine</a></p></section>",
         event_rows(&events, now)
     );
     Html(html::page(&m.label(), Some(Nav::Fleet), &body)).into_response()
