@@ -271,16 +271,21 @@ mod tests {
         }))
     }
 
-    #[test]
-    fn a_rental_spreads_its_earnings_over_the_days_it_ran() {
-        let e = ended(
+    /// 18 h on machine 7 across midnight: 6 h on the first day, 12 h on the second.
+    fn two_day_rental() -> Event {
+        ended(
             "alice:m7:3",
             7,
             "2026-03-01T18:00:00Z",
             "2026-03-02T12:00:00Z",
             18.0,
             0.0,
-        );
+        )
+    }
+
+    #[test]
+    fn a_rental_spreads_its_earnings_over_the_days_it_ran() {
+        let e = two_day_rental();
         let rows = rows_for(&[queued(1, e)]);
         assert_eq!(rows.rentals.len(), 1);
         let r = &rows.rentals[0];
@@ -296,14 +301,7 @@ mod tests {
 
     #[test]
     fn a_digest_replaces_the_estimate_of_its_day_and_keeps_other_days() {
-        let e = ended(
-            "alice:m7:3",
-            7,
-            "2026-03-01T18:00:00Z",
-            "2026-03-02T12:00:00Z",
-            18.0,
-            0.0,
-        );
+        let e = two_day_rental();
         let digest = Event::new(
             "alice:digest:2026-03-02:1",
             EventKind::EarningsDigest,

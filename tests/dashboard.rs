@@ -751,6 +751,23 @@ async fn wait_true(browser: &fantoccini::Client, what: &str, script: &str) {
     }
 }
 
+/// Makes `change` and waits until the page shows it (`check`, a JavaScript expression) without
+/// having been reloaded.
+async fn changes_without_reload(
+    browser: &fantoccini::Client,
+    what: &str,
+    check: &str,
+    change: impl FnOnce(),
+) {
+    browser
+        .execute("window.notReloaded = true; return true", vec![])
+        .await
+        .unwrap();
+    change();
+    let script = format!("return window.notReloaded === true && {check}");
+    wait_true(browser, what, &script).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_a_real_browser() {
     let found = find_browser();
@@ -862,51 +879,44 @@ async fn in_browser(browser_path: PathBuf, driver_path: PathBuf) {
         "return !document.getElementById('live').hidden",
     )
     .await;
-    browser
-        .execute("window.notReloaded = true; return true", vec![])
-        .await
-        .unwrap();
-    fleet
-        .sim
-        .start_rental(
-            "hostco",
-            101,
-            "r-live",
-            vec![2u32],
-            RentalKind::Reserved,
-            5.0,
-        )
-        .unwrap();
-    wait_true(
-        &browser,
-        "the new rental in the log",
-        "return window.notReloaded === true && [...document.querySelectorAll('#event-log tr.event.fresh')]
-            .some(r => r.dataset.kind === 'rental_start' && r.innerText.includes('rig-a'))",
-    )
+    let log_check = "[...document.querySelectorAll('#event-log tr.event.fresh')]
+        .some(r => r.dataset.kind === 'rental_start' && r.innerText.includes('rig-a'))";
+    changes_without_reload(&browser, "the new rental in the log", log_check, || {
+        fleet
+            .sim
+            .start_rental(
+                "hostco",
+                101,
+                "r-live",
+                vec![2u32],
+                RentalKind::Reserved,
+                5.0,
+            )
+            .unwrap()
+    })
     .await;
 
     // The fleet page refreshes its numbers in place.
     browser.goto(&format!("{authed}/")).await.unwrap();
-    browser
-        .execute("window.notReloaded = true; return true", vec![])
-        .await
-        .unwrap();
-    fleet
-        .sim
-        .start_rental(
-            "hostco",
-            102,
-            "r-more",
-            vec![4u32, 5],
-            RentalKind::OnDemand,
-            5.0,
-        )
-        .unwrap();
-    wait_true(
+    let fleet_check =
+        "document.querySelector('#machines tr[data-machine=\"102\"]').dataset.gpusRented === '3'";
+    changes_without_reload(
         &browser,
         "rig-b's new rental on the fleet page",
-        "return window.notReloaded === true
-            && document.querySelector('#machines tr[data-machine=\"102\"]').dataset.gpusRented === '3'",
+        fleet_check,
+        || {
+            fleet
+                .sim
+                .start_rental(
+                    "hostco",
+                    102,
+                    "r-more",
+                    vec![4u32, 5],
+                    RentalKind::OnDemand,
+                    5.0,
+                )
+                .unwrap()
+        },
     )
     .await;
     browser.close().await.unwrap();
