@@ -119,6 +119,7 @@ event_kinds! {
     ConfigReloaded => "config_reloaded", Info, Supervisor;
     ConfigRejected => "config_rejected", Warning, Supervisor;
     TargetFailing => "target_failing", Warning, Supervisor;
+    StateFailing => "state_failing", Warning, Supervisor;
     Test => "test", Info, Supervisor;
 }
 

@@ -46,10 +46,13 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8, quiet_by_default: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let journal = stderr_is_journal();
     let colours = !journal && std::io::stderr().is_terminal();
+    // A line that cannot be written (stderr on a full disk) is lost quietly: reporting it would
+    // print to that same stderr, and the failed print would panic.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(colours);
+        .with_ansi(colours)
+        .log_internal_errors(false);
     let result = match (format, journal) {
         (LogFormat::Json, false) => builder.json().try_init(),
         (LogFormat::Json, true) => {

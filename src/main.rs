@@ -3,6 +3,7 @@
 //! reachable.
 
 use clap::Parser;
+use std::io::Write;
 use std::process::ExitCode;
 use vast_supervisor::cli::{Cli, Command, ImportFrom};
 use vast_supervisor::control::commands;
@@ -10,7 +11,12 @@ use vast_supervisor::logs_command::{self, LogsOptions};
 use vast_supervisor::{completions, config, daemon, demo, import, logging, sim};
 
 fn main() -> ExitCode {
+    // Before anything else: a SIGHUP while the daemon starts must not kill it.
+    daemon::hold_early_signals();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        daemon::release_early_signals();
+    }
     let quiet_by_default = matches!(
         cli.command,
         Command::Demo { .. }
@@ -103,8 +109,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vast-supervisor: {e:#}");
-            ExitCode::from(1)
+            // Not `eprintln!`: a stderr that cannot be written (a full disk) must not turn the
+            // error into a panic.
+            let _ = writeln!(std::io::stderr(), "vast-supervisor: {e:#}");
+            match e.downcast_ref::<daemon::ConfigurationError>() {
+                Some(_) => ExitCode::from(2),
+                None => ExitCode::from(1),
+            }
         }
     }
 }

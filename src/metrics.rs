@@ -13,12 +13,14 @@
 //! `collect` and `process`.
 
 mod collect;
+mod health;
 mod http;
 mod process;
 mod subjects;
 #[cfg(test)]
 mod tests;
 
+pub use health::{AccountHealthLine, Health, STALLED_AFTER_INTERVALS};
 pub use http::routes;
 pub use subjects::{AccountMetrics, TargetMetrics};
 
@@ -29,7 +31,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::atomic::{AtomicI64, AtomicU64};
@@ -82,28 +83,6 @@ fn unix_seconds_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// One account's line in `/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccountHealthLine {
-    pub name: String,
-    pub state: &'static str,
-}
-
-/// The `/health` answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Health {
-    /// "ok", or "unhealthy" when every account is stale or has its key rejected.
-    pub status: &'static str,
-    pub uptime_seconds: u64,
-    pub accounts: Vec<AccountHealthLine>,
-}
-
-impl Health {
-    pub fn healthy(&self) -> bool {
-        self.status == "ok"
-    }
-}
-
 /// What the registry and the scrape-time collectors share.
 struct Shared {
     started: Instant,
@@ -145,6 +124,10 @@ pub struct Metrics {
     last_reload_success: Gauge<f64, AtomicU64>,
     reloads_ok: Counter,
     reloads_failed: Counter,
+    /// Commits the state database refused (full disk, I/O errors, corruption).
+    state_commit_failures: Counter,
+    /// 1 while the last commits failed (the state database does not take writes).
+    state_failing: Gauge,
 }
 
 impl Default for Metrics {
@@ -195,6 +178,18 @@ impl Default for Metrics {
         let reloads_ok = reloads.get_or_create_owned(&vec![("result", "success")]);
         let reloads_failed = reloads.get_or_create_owned(&vec![("result", "failure")]);
         r.register("config_reloads", "Configuration reloads by result", reloads);
+        let state_commit_failures: Counter = Counter::default();
+        r.register(
+            "state_commit_failures",
+            "Commits the state database refused (full disk, I/O error, corruption); the change is detected again once it takes writes",
+            state_commit_failures.clone(),
+        );
+        let state_failing: Gauge = Gauge::default();
+        r.register(
+            "state_failing",
+            "1 while the state database refuses writes, else 0",
+            state_failing.clone(),
+        );
         r.register_collector(Box::new(collect::RuntimeCollector(shared.clone())));
         r.register_collector(Box::new(collect::FleetCollector(shared.clone())));
         let mut process = Registry::default();
@@ -211,6 +206,8 @@ impl Default for Metrics {
             last_reload_success,
             reloads_ok,
             reloads_failed,
+            state_commit_failures,
+            state_failing,
         }
     }
 }
@@ -294,28 +291,23 @@ impl Metrics {
         }
     }
 
-    pub fn uptime(&self) -> Duration {
-        self.shared.started.elapsed()
+    /// What the state database's writer reports: failed commits so far (a count that only
+    /// grows) and whether it refuses writes now.
+    pub fn set_state_store(&self, failed_commits: u64, failing: bool) {
+        let counted = self.state_commit_failures.get();
+        if failed_commits > counted {
+            self.state_commit_failures.inc_by(failed_commits - counted);
+        }
+        self.state_failing.set(i64::from(failing));
     }
 
-    /// 503-worthy when every account is stale or has its key rejected; no account is healthy.
-    pub fn health(&self) -> Health {
-        let accounts: Vec<AccountHealthLine> = read(&self.shared.accounts)
-            .iter()
-            .map(|(name, a)| AccountHealthLine {
-                name: name.clone(),
-                state: a.state(),
-            })
-            .collect();
-        let all_down = !accounts.is_empty()
-            && accounts
-                .iter()
-                .all(|a| a.state == "stale" || a.state == "auth_failed");
-        Health {
-            status: if all_down { "unhealthy" } else { "ok" },
-            uptime_seconds: self.uptime().as_secs(),
-            accounts,
-        }
+    /// Whether the state database refuses writes now.
+    fn state_store_failing(&self) -> bool {
+        self.state_failing.get() != 0
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.shared.started.elapsed()
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric.

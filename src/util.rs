@@ -37,12 +37,18 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Parses "30s", "5m", "2h", "1d", "250ms", "0s" and combinations such as "1h30m".
+/// The longest duration the configuration accepts (100 years): every duration the daemon adds to
+/// a clock or multiplies stays far from overflowing `Instant`, `chrono` and `Duration` itself.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// Parses "30s", "5m", "2h", "1d", "250ms", "0s" and combinations such as "1h30m". Anything
+/// longer than [`MAX_DURATION`] (however many digits) is an error, never an overflow.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
+    let shown = shorten(s, 40);
     let bytes = s.as_bytes();
     let mut total = Duration::ZERO;
     let mut i = 0;
@@ -53,12 +59,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         if start == i {
             return Err(format!(
-                "invalid duration \"{s}\": expected a number followed by ms, s, m, h or d (e.g. \"30s\")"
+                "invalid duration \"{shown}\": expected a number followed by ms, s, m, h or d (e.g. \"30s\")"
             ));
         }
         let number: f64 = s[start..i]
             .parse()
-            .map_err(|_| format!("invalid number in duration \"{s}\""))?;
+            .map_err(|_| format!("invalid number in duration \"{shown}\""))?;
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
@@ -71,18 +77,37 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "d" => number * 86400.0,
             "" => {
                 return Err(format!(
-                    "duration \"{s}\" needs a unit: ms, s, m, h or d (e.g. \"{number}s\")"
+                    "duration \"{shown}\" needs a unit: ms, s, m, h or d (e.g. \"{number}s\")"
                 ))
             }
             other => {
                 return Err(format!(
-                    "unknown unit \"{other}\" in duration \"{s}\" (use ms, s, m, h or d)"
+                    "unknown unit \"{}\" in duration \"{shown}\" (use ms, s, m, h or d)",
+                    shorten(other, 10)
                 ))
             }
         };
-        total += Duration::from_secs_f64(seconds);
+        total = Duration::try_from_secs_f64(seconds)
+            .ok()
+            .and_then(|d| total.checked_add(d))
+            .filter(|d| *d <= MAX_DURATION)
+            .ok_or_else(|| {
+                format!(
+                    "duration \"{shown}\" is out of range (at most {})",
+                    format_duration(MAX_DURATION)
+                )
+            })?;
     }
     Ok(total)
+}
+
+/// `text` cut to at most `max` characters (with "..." when cut), for quoting user input in an
+/// error message without repeating a megabyte of it.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 /// A count with its noun, singular or plural: "1 rental", "3 rentals", "0 targets". For nouns
@@ -134,8 +159,15 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // Names this long are not typos of a key or a name, and comparing them costs their length
+    // times the candidate's.
+    const LONGEST: usize = 64;
+    if word.len() > LONGEST {
+        return None;
+    }
     candidates
         .into_iter()
+        .filter(|c| c.len() <= LONGEST)
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(2))
         .min_by_key(|(d, _)| *d)
@@ -188,6 +220,26 @@ mod tests {
     }
 
     #[test]
+    fn durations_out_of_range_are_errors_not_panics() {
+        for huge in [
+            "99999999999999999999999s",
+            "9999999999999999d",
+            "36501d",
+            "36500d1s",
+            "99999999999999999999999999999999999999999999999999ms",
+        ] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(e.contains("out of range"), "{huge}: {e}");
+        }
+        assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
+        let long = format!("{}s", "9".repeat(10_000));
+        assert!(
+            parse_duration(&long).unwrap_err().len() < 200,
+            "the input is shortened"
+        );
+    }
+
+    #[test]
     fn durations_format() {
         assert_eq!(format_duration(Duration::from_secs(45)), "45s");
         assert_eq!(format_duration(Duration::from_secs(3900)), "1h 5m");
@@ -212,6 +264,18 @@ mod tests {
             Some("poll_interval")
         );
         assert_eq!(did_you_mean("zzzzzz", ["poll_interval", "name"]), None);
+        // A megabyte-long name against a hundred candidates: skipped, not billions of steps.
+        let absurd = format!("poll_interval{}", "x".repeat(1_000_000));
+        let names: Vec<String> = (0..100).map(|i| format!("account-name-{i:050}")).collect();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            did_you_mean(&absurd, names.iter().map(String::as_str)),
+            None
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "no hang"
+        );
         assert!(glob_match("train-*", "train-7"));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("train-*", "eval-1"));

@@ -116,6 +116,90 @@ fn simulate_serves_the_demo_cloud() {
     let _ = child.wait();
 }
 
+/// Runs the binary with `args`, failing the test (not hanging) when it runs longer than 10 s.
+fn run_bounded(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    let mut child = Command::new(bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?} still runs after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 11 item 6: a main file that cannot be used stops `run` (exit 2, naming the file) as it
+/// fails `check`; the daemon never falls back to the default paths, and never panics.
+#[test]
+fn an_unusable_main_file_stops_run_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("etc");
+    std::fs::create_dir_all(config.join("conf.d")).unwrap();
+    let main = config.join("vast-supervisor.toml");
+    let a_file = dir.path().join("a-file");
+    std::fs::write(&a_file, "").unwrap();
+    let state = dir.path().join("state");
+    let socket = dir.path().join("c.sock");
+    let long_socket = format!("{}/{}.sock", dir.path().display(), "s".repeat(120));
+    let cases: Vec<(&str, String)> = vec![
+        ("bad type", "http_listen = 9477\n".into()),
+        ("bad http_listen", "http_listen = \"localhost\"\n".into()),
+        ("garbage", "\u{1}\u{2}[[[ not toml".into()),
+        (
+            "state_dir is a file",
+            format!(
+                "state_dir = \"{}\"\ncontrol_socket = \"{}\"\n",
+                a_file.display(),
+                socket.display()
+            ),
+        ),
+        (
+            "socket parent is a file",
+            format!(
+                "state_dir = \"{}\"\ncontrol_socket = \"{}/c.sock\"\n",
+                state.display(),
+                a_file.display()
+            ),
+        ),
+        (
+            "socket path too long",
+            format!(
+                "state_dir = \"{}\"\ncontrol_socket = \"{long_socket}\"\n",
+                state.display()
+            ),
+        ),
+        ("symlink loop", String::new()),
+    ];
+    for (what, text) in cases {
+        let _ = std::fs::remove_file(&main);
+        if what == "symlink loop" {
+            std::os::unix::fs::symlink(&main, &main).unwrap();
+        } else {
+            std::fs::write(&main, text).unwrap();
+        }
+        let check = run_bounded(&["check"], &config);
+        assert_eq!(check.status.code(), Some(2), "{what}: check {check:?}");
+        let run = run_bounded(&["run"], &config);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{what}: run {err}");
+        assert!(
+            err.contains("vast-supervisor.toml"),
+            "{what}: names the file: {err}"
+        );
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
+    assert!(!state.exists(), "nothing was started");
+}
+
 #[test]
 fn the_config_directory_comes_from_vast_supervisor_config_unless_given() {
     let dir = tempfile::tempdir().unwrap();

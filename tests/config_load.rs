@@ -2,6 +2,7 @@
 //! `path:line:col: message`, one bad file never hides the others, file order and ignored names,
 //! secrets from files and the environment, and no secret in any output.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -896,6 +897,218 @@ fn a_file_that_is_not_utf8_is_rejected_at_the_bad_byte() {
             path.display()
         )]
     );
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// Runs `f` on a thread and fails (instead of hanging) if it takes longer than 10 s.
+fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{what} hangs"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}
+
+/// Issue 11 item 4: secret, URL and CA files that are FIFOs, devices or directories, or huge,
+/// are errors at their line, never a hang; configuration files too.
+#[test]
+fn files_that_are_not_regular_or_too_large_are_refused_without_hanging() {
+    let c = ConfigDir::new();
+    mkfifo(&c.path().join("key.fifo"));
+    std::fs::create_dir_all(c.path().join("conf.d")).unwrap();
+    mkfifo(&c.path().join("conf.d/20-pipe.toml"));
+    std::fs::write(c.path().join("huge.url"), vec![b'x'; 2 * 1024 * 1024]).unwrap();
+    std::fs::create_dir_all(c.path().join("ca.d")).unwrap();
+    let p = c.write(
+        "conf.d/10-a.toml",
+        &format!(
+            "[[account]]\nname = \"a\"\napi_key_file = \"{0}/key.fifo\"\n\n\
+             [[target]]\nname = \"hook\"\nurl_file = \"{0}/huge.url\"\n\n\
+             [[target]]\nname = \"mail\"\nurl = \"mailtos://u:p@smtp.example.org?to=ops@example.org\"\ntls_ca_file = \"{0}/ca.d\"\n\n\
+             [[target]]\nname = \"dev\"\nurl_file = \"/dev/zero\"\n",
+            c.path().display()
+        ),
+    );
+    let dir = c.path().to_path_buf();
+    let loaded = bounded("loading", move || load_dir_with_env(&dir, &no_env));
+    let m = messages(&loaded);
+    let p = p.display();
+    let d = c.path().display();
+    let pipe = c.path().join("conf.d/20-pipe.toml");
+    assert_eq!(
+        m,
+        [
+            format!("{p}:3:16: cannot read api_key_file \"{d}/key.fifo\": it is a FIFO (named pipe), not a regular file"),
+            format!("{p}:7:12: cannot read url_file \"{d}/huge.url\": it is larger than 1024 KiB"),
+            format!("{p}:12:15: cannot read tls_ca_file \"{d}/ca.d\": it is a directory, not a regular file"),
+            format!("{p}:16:12: cannot read url_file \"/dev/zero\": it is a device, not a regular file"),
+            format!("{}:1:1: cannot read file: it is a FIFO (named pipe), not a regular file", pipe.display()),
+        ]
+    );
+    // `check` through the real binary ends too.
+    let dir = c.path().to_path_buf();
+    let out = bounded("check", move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vast-supervisor"))
+            .args(["check", "--config"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    });
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The dashboard's password file goes through the same bounded, regular-file-only reading as
+/// every secret file: a FIFO is an error at its line (and the main file is rejected), not a hang.
+#[test]
+fn a_fifo_as_http_basic_auth_file_is_an_error_not_a_hang() {
+    let c = ConfigDir::new();
+    mkfifo(&c.path().join("web.fifo"));
+    let main = c.write(
+        "vast-supervisor.toml",
+        "http_listen = \"127.0.0.1:9477\"\nhttp_basic_auth_file = \"web.fifo\"\n",
+    );
+    let dir = c.path().to_path_buf();
+    let loaded = bounded("loading", move || load_dir_with_env(&dir, &no_env));
+    let (m, d) = (main.display(), c.path().display());
+    assert_eq!(
+        messages(&loaded),
+        [format!("{m}:2:24: cannot read http_basic_auth_file \"{d}/web.fifo\": it is a FIFO (named pipe), not a regular file")]
+    );
+    assert!(loaded.globals.http_basic_auth.is_none());
+    assert!(loaded.rejected_main_file().is_some());
+}
+
+/// Issue 11 item 6: no silent fallbacks. A main file that cannot be used is reported (a symlink
+/// loop is not "absent"), and paths the daemon could not use are `check` errors at their line.
+#[test]
+fn unusable_globals_and_main_files_are_errors() {
+    let c = ConfigDir::new();
+    std::fs::create_dir_all(c.path().join("conf.d")).unwrap();
+    let main = c.path().join("vast-supervisor.toml");
+    std::os::unix::fs::symlink(&main, &main).unwrap();
+    let loaded = c.load();
+    assert_eq!(
+        messages(&loaded),
+        [format!(
+            "{}:1:1: cannot read file: Too many levels of symbolic links (os error 40)",
+            main.display()
+        )]
+    );
+    assert!(loaded.rejected_main_file().is_some());
+    std::fs::remove_file(&main).unwrap();
+
+    let file = c.write("a-file", "");
+    let long = format!("/run/{}/control.sock", "x".repeat(110));
+    let m = c.write(
+        "vast-supervisor.toml",
+        &format!(
+            "state_dir = \"{0}\"\ncontrol_socket = \"{0}/control.sock\"\n",
+            file.display()
+        ),
+    );
+    let f = file.display();
+    let m = m.display();
+    assert_eq!(
+        messages(&c.load()),
+        [
+            format!("{m}:1:13: state_dir: \"{f}\" exists and is not a directory"),
+            format!("{m}:2:18: control_socket: the socket cannot be created: \"{f}\" exists and is not a directory"),
+        ]
+    );
+    c.write(
+        "vast-supervisor.toml",
+        &format!("control_socket = \"{long}\"\n"),
+    );
+    assert_eq!(
+        messages(&c.load()),
+        [format!(
+            "{m}:1:18: control_socket: the path is too long for a Unix socket ({} bytes, at most 107)",
+            long.len()
+        )]
+    );
+}
+
+/// Issue 11 item 6: a bearer token with a line break and framing headers are `check` errors;
+/// a conf.d file whose name is not UTF-8 is reported instead of skipped.
+#[test]
+fn header_injection_and_unreadable_names_are_errors() {
+    let c = ConfigDir::new();
+    let p = c.write(
+        "conf.d/10-hook.toml",
+        "[[target]]\nname = \"hook\"\nurl = \"json://hooks.example.org/x\"\nbearer_token = \"tok\\r\\nX-Evil: 1\"\nheaders = { \"Content-Length\" = \"5\", \"X-Ok\" = \"fine\", \"transfer-encoding\" = \"chunked\" }\n",
+    );
+    let odd = c
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"conf.d/30-caf\xe9.toml"));
+    std::fs::write(&odd, ALICE).unwrap();
+    let p = p.display();
+    let m = messages(&c.load());
+    assert_eq!(
+        m,
+        [
+            format!("{p}:4:16: bearer_token holds characters that cannot be sent in an HTTP header (a line break or another control character)"),
+            format!("{p}:5:13: header \"Content-Length\" is set by the HTTP client from the message itself; remove it"),
+            format!("{p}:5:54: header \"transfer-encoding\" is set by the HTTP client from the message itself; remove it"),
+            format!("{}:1:1: the file name is not valid UTF-8: rename it, it is not read", odd.display()),
+        ]
+    );
+    assert!(
+        m.iter().all(|l| !l.contains("X-Evil")),
+        "the token is not echoed"
+    );
+}
+
+#[path = "support/bad_config.rs"]
+mod bad_config;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Issue 11: `check` over generated bad configurations never panics and never hangs (each
+    /// case bounded), and every problem it prints is `path:line:col: message` for a file of the
+    /// directory.
+    #[test]
+    fn check_survives_generated_bad_configurations(config in bad_config::bad_config()) {
+        let c = ConfigDir::new();
+        bad_config::write(c.path(), &config);
+        let dir = c.path().to_path_buf();
+        let (code, out, err) = bounded("check", move || {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = check_command(&dir, &mut out, &mut err);
+            (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+        });
+        proptest::prop_assert!(code == 0 || code == 2, "exit {}", code);
+        if code == 0 {
+            proptest::prop_assert!(out.starts_with("configuration OK"));
+        }
+        let root = c.path().display().to_string();
+        // Problems are `path:line:col: message`; `check`'s warnings (no configuration, no
+        // target, stray files) say "warning:" first and never change the exit code.
+        for line in err.lines().filter(|l| !l.starts_with("warning: ")) {
+            let rest = line.strip_prefix(root.as_str());
+            proptest::prop_assert!(rest.is_some(), "{}", line);
+            let mut parts = rest.unwrap_or_default().splitn(4, ':');
+            let (_file, l, col) = (parts.next(), parts.next(), parts.next());
+            proptest::prop_assert!(
+                l.is_some_and(|l| l.parse::<usize>().is_ok())
+                    && col.is_some_and(|c| c.parse::<usize>().is_ok()),
+                "path:line:col: {}", line
+            );
+        }
+    }
 }
 
 #[test]

@@ -162,6 +162,254 @@ async fn socket_events_notify_test_and_status_hygiene() {
     sim.shutdown();
 }
 
+#[path = "support/daemon.rs"]
+mod daemon;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+/// Sends one request line and reads the reply lines until the daemon closes (10 s at most).
+fn ask(socket: &Path, line: &[u8]) -> String {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(line).unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    reply
+}
+
+/// A follower: the request sent, the recent events read; the stream stays open.
+fn follower(socket: &Path) -> (UnixStream, String) {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.write_all(b"{\"cmd\":\"events\",\"follow\":true,\"limit\":0}\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut first = [0u8; 512];
+    let n = s.read(&mut first).unwrap_or(0);
+    (s, String::from_utf8_lossy(&first[..n]).into_owned())
+}
+
+/// Issue 11 item 3: idle and following clients cannot lock others out. With 200 idle connections
+/// and 8 followers, `status` is answered; a 9th follower is refused (and gets a slot once one
+/// goes away); a request line over 64 KiB is refused; idle connections are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_socket_cannot_be_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = daemon::write_main_config(dir.path(), "");
+    let socket = dir.path().join("control.sock");
+    let mut d = daemon::Daemon::new(config.clone(), &[]);
+    d.start();
+    d.wait_ready();
+    let idle: Vec<UnixStream> = (0..200)
+        .map(|_| UnixStream::connect(&socket).unwrap())
+        .collect();
+    let mut followers: Vec<UnixStream> = (0..8).map(|_| follower(&socket).0).collect();
+
+    let status = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || cli(&config, &["status", "--json"])
+    });
+    let status = tokio::time::timeout(Duration::from_secs(10), status)
+        .await
+        .expect("status is answered while 200 idle and 8 following clients are connected")
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let snapshot: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(snapshot.get("accounts").is_some());
+
+    let (_, refused) = follower(&socket);
+    assert!(
+        refused.contains("too many clients follow events"),
+        "{refused}"
+    );
+    // A follower that goes away frees its slot at once, not at the next event.
+    drop(followers.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, reply) = follower(&socket);
+        if !reply.contains("too many") {
+            followers.push(s);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slot was freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut long = vec![b'x'; 70 * 1024];
+    long.push(b'\n');
+    let reply = ask(&socket, &long);
+    assert!(reply.contains("request longer than 64 KiB"), "{reply}");
+
+    // Idle connections are closed after the request timeout.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut closed = 0;
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = Vec::new();
+        if s.read_to_end(&mut buf).is_ok() {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed, 200,
+        "every idle connection was closed by the daemon"
+    );
+    drop(followers);
+    d.terminate();
+}
+
+/// `inotify` on `dir`: how each name appeared (`IN_CREATE` or `IN_MOVED_TO`).
+struct DirWatch(std::os::fd::OwnedFd);
+
+impl DirWatch {
+    fn new(dir: &Path) -> DirWatch {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: plain syscalls on a fresh descriptor and a valid path.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(fd >= 0);
+            assert!(
+                libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO)
+                    >= 0
+            );
+            DirWatch(std::os::fd::OwnedFd::from_raw_fd(fd))
+        }
+    }
+
+    fn events(&self) -> Vec<(u32, String)> {
+        use std::os::fd::AsRawFd;
+        let mut buf = vec![0u8; 64 * 1024];
+        // SAFETY: reading into a buffer we own.
+        let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        while n > 0 && at < n as usize {
+            let mask = u32::from_ne_bytes(buf[at + 4..at + 8].try_into().unwrap());
+            let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+            let name = &buf[at + 16..at + 16 + len];
+            let name = String::from_utf8_lossy(name)
+                .trim_end_matches('\0')
+                .to_string();
+            out.push((mask, name));
+            at += 16 + len;
+        }
+        out
+    }
+}
+
+/// Issue 11 item 3: the socket never exists with a wider mode than 0660, even under umask 000:
+/// it is created elsewhere and moved in with its final mode (never created at its path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_appears_with_its_final_mode_under_umask_000() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = daemon::write_main_config(dir.path(), "");
+    let socket = dir.path().join("control.sock");
+    let watch = DirWatch::new(dir.path());
+    let _daemon = Daemon(
+        Command::new("sh")
+            .arg("-c")
+            .arg("umask 000; exec \"$0\" run --config \"$1\" -q")
+            .arg(bin())
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    daemon::wait_for_socket(&socket);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let how: Vec<u32> = watch
+        .events()
+        .into_iter()
+        .filter(|(_, name)| name == "control.sock")
+        .map(|(mask, _)| mask)
+        .collect();
+    assert_eq!(
+        how,
+        [libc::IN_MOVED_TO],
+        "moved in once, never created in place"
+    );
+}
+
+/// Issue 11 item 7: `status | head` and `events | head` end quietly when the reader goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_to_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = daemon::write_main_config(dir.path(), "");
+    let mut d = daemon::Daemon::new(config.clone(), &[]);
+    d.start();
+    d.wait_ready();
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["events", "--json"],
+    ] {
+        let mut child = Command::new(bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: quiet, got {err}");
+    }
+    d.terminate();
+}
+
+/// Issue 11 item 7: the path inside `?endpoint=` (a relay's path may hold a token) appears in
+/// no log line and no `notify-test` answer; only its origin does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_path_inside_endpoint_is_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = daemon::write_main_config(dir.path(), "");
+    let socket = dir.path().join("control.sock");
+    // Port 1 refuses connections: the sends fail and are logged.
+    std::fs::write(
+        config.join("conf.d/50-chat.toml"),
+        "[[target]]\nname = \"chat\"\nurl = \"discord://42/TOKEN-1?endpoint=http://127.0.0.1:1/relay-secret-7f3/\"\n\n\
+         [[target]]\nname = \"hook\"\nurl = \"json://hooks.example.org/x?endpoint=http://127.0.0.1:1/relay-secret-7f3\"\n",
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let _daemon = Daemon(
+        Command::new(bin())
+            .arg("--config")
+            .arg(&config)
+            .args(["run", "-vv"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    daemon::wait_for_socket(&socket);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let test = cli(&config, &["notify-test", "chat"]);
+    let answer = format!(
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(answer.contains("http://127.0.0.1:1/***"), "{answer}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("send failed"),
+        "the failed sends are logged"
+    );
+    for text in [&answer, &logged] {
+        assert!(!text.contains("relay-secret-7f3"), "{text}");
+        assert!(!text.contains("TOKEN-1"), "{text}");
+    }
+}
+
 /// `status` as an unprivileged user: through `setpriv` as nobody when the tests run as root.
 fn status_as_other_user(socket: &Path, root: bool) -> Output {
     let mut cmd = if root {

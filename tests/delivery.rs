@@ -584,3 +584,43 @@ async fn a_refused_batch_is_sent_again_event_by_event() {
         "the batch and the event"
     );
 }
+
+/// Issue 11 item 4: a `Retry-After` far in the future (in seconds or as an HTTP date) does not
+/// park the target: the wait counts as failing (`target_failing` to the others after
+/// `failing_after`) and ends when the event passes `max_age` (dropped, counted); the target
+/// then delivers the next event once the service takes it again.
+#[actix_rt::test]
+async fn a_long_retry_after_counts_toward_failing_and_max_age() {
+    for retry_after in ["86400", "Wed, 21 Oct 2099 07:28:00 GMT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let fake = FakeServices::start().await;
+        let file = dir.path().join("others.jsonl");
+        let _other = start(
+            TargetConfig::with_defaults("file", TargetUrl::File { path: file.clone() }),
+            &store,
+        );
+        let mut slow = discord(&fake, "slow");
+        slow.max_age = Duration::from_millis(1500);
+        let addr = start(slow, &store);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        fake.respond_next(HOOK, 1, Behaviour::RetryAfterHeader(retry_after.into()));
+        queue(&store, vec![event(0)]).await;
+        events::wait_for(&file, "target_failing about the waiting target", |e| {
+            e.kind == EventKind::TargetFailing && e.data["target"] == "slow"
+        })
+        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while status(&addr).await.dropped < 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{retry_after}: the event is dropped at max_age, not after the wait"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        queue(&store, vec![event(1)]).await;
+        fake.wait_for(1, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(titles(&fake), ["event number 1"], "{retry_after}");
+        addr.send(StopNotifier).await.unwrap();
+    }
+}

@@ -14,6 +14,16 @@
 //!
 //! Kills land anywhere, also while an account's health changes (stale, auth failed, restored):
 //! the health is stored with its event, so a restart neither repeats nor loses an account event.
+//!
+//! Every 7th round the disk is full (the daemon's file size limit drops to 0, so every write
+//! fails) while machines change, some twice within the window; every 11th round the daemon is
+//! stopped, an index page of its state database is overwritten with garbage and it is started
+//! again. Still nothing is lost.
+
+#[path = "support/daemon.rs"]
+mod daemon;
+#[path = "support/state_db.rs"]
+mod state_db;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -71,12 +81,17 @@ impl Daemon {
         self.config.parent().unwrap().join("control.sock")
     }
 
-    async fn terminate(&mut self) {
+    /// Waits until the daemon answers on its control socket (its database is open by then).
+    async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
             assert!(Instant::now() < deadline, "daemon not ready within 10 s");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    async fn terminate(&mut self) {
+        self.wait_ready().await;
         let Some(mut c) = self.child.take() else {
             return;
         };
@@ -96,6 +111,17 @@ impl Daemon {
                 panic!("daemon did not stop within 15 s of SIGTERM");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn state_db(&self) -> PathBuf {
+        self.config.parent().unwrap().join("state/state.db")
+    }
+
+    /// See `support/daemon.rs`: writes past `bytes` fail with EFBIG, as on a full disk.
+    fn limit_file_size(&self, bytes: Option<u64>) {
+        if let Some(c) = &self.child {
+            daemon::limit_file_size(c.id(), bytes);
         }
     }
 
@@ -418,6 +444,8 @@ struct Tally {
     account_phases: usize,
     deliveries: usize,
     redeliveries: usize,
+    full_disk_windows: usize,
+    corrupted_restarts: usize,
 }
 
 async fn soak(duration: Duration, seed: u64) -> Tally {
@@ -477,10 +505,13 @@ async fn soak(duration: Duration, seed: u64) -> Tally {
 
     while started.elapsed() < duration {
         tally.rounds += 1;
+        // A full disk every 7th round (see below); its rounds poll undisturbed, so a change
+        // that comes and goes within the window is seen by the polls in between.
+        let full_disk = tally.rounds % 7 == 3 && tally.rounds % 11 != 6;
         if let Some(a) = stale.take() {
             sim.clear_faults(&account_name(a)).unwrap();
             account_expected[a].push("account_restored");
-        } else if rng.gen_bool(0.08) {
+        } else if !full_disk && rng.gen_bool(0.08) {
             let a = rng.gen_range(0..ACCOUNTS);
             tally.account_phases += 1;
             if rng.gen_bool(0.6) {
@@ -502,7 +533,7 @@ async fn soak(duration: Duration, seed: u64) -> Tally {
                 account_expected[a].extend(["account_auth_failed", "account_restored"]);
             }
         }
-        if rng.gen_bool(0.4) {
+        if !full_disk && rng.gen_bool(0.4) {
             let a = rng.gen_range(0..ACCOUNTS);
             if Some(a) != stale {
                 sim.inject_fault(
@@ -525,18 +556,51 @@ async fn soak(duration: Duration, seed: u64) -> Tally {
             fake.set_down("/hook", true);
             tally.outages += 1;
         }
+        // A clean stop, a damaged index page in the state database, a restart: the integrity
+        // check repairs it (one state_failing, reason "corrupt") and nothing is lost.
+        if tally.rounds % 11 == 6 {
+            daemon.terminate().await;
+            let index = ["sqlite_autoindex_outbox_1", "sqlite_autoindex_subjects_1"]
+                [tally.corrupted_restarts % 2];
+            state_db::corrupt_root_page(&daemon.state_db(), index);
+            tally.corrupted_restarts += 1;
+            daemon.start();
+        }
+        // The full disk: every write of the daemon fails (its file size limit drops to 0) while
+        // machines change, each of them twice (a change that comes and goes within the window).
+        if full_disk {
+            // Once the daemon runs: one started on a full disk cannot open its database and
+            // stops with that error (its service manager starts it again).
+            daemon.wait_ready().await;
+            daemon.limit_file_size(Some(0));
+            tally.full_disk_windows += 1;
+        }
         // Distinct machines: two changes to one machine within a poll would merge.
         let candidates: Vec<usize> = (0..machines.len())
             .filter(|i| Some(machines[*i].account) != stale)
             .collect();
         let n = rng.gen_range(1..=3);
-        for i in rand::seq::index::sample(&mut rng, candidates.len(), n) {
-            change(&sim, &mut machines[candidates[i]], &mut rng, &mut counter);
+        let chosen: Vec<usize> = rand::seq::index::sample(&mut rng, candidates.len(), n)
+            .into_iter()
+            .map(|i| candidates[i])
+            .collect();
+        for &m in &chosen {
+            change(&sim, &mut machines[m], &mut rng, &mut counter);
             tally.changes += 1;
         }
+        if full_disk {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for &m in &chosen {
+                change(&sim, &mut machines[m], &mut rng, &mut counter);
+                tally.changes += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(500..1500))).await;
+            daemon.limit_file_size(None);
+        }
         // SIGKILL at a random moment of detection, commit or delivery, or of an account's
-        // outage and recovery.
-        if rng.gen_bool(0.5) {
+        // outage and recovery (not while the disk is full: what is detected then waits in
+        // memory, and a crash loses a change that came and went, as while the daemon is down).
+        if !full_disk && rng.gen_bool(0.5) {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
             daemon.kill9();
             tally.kills += 1;
@@ -605,7 +669,24 @@ async fn soak(duration: Duration, seed: u64) -> Tally {
     // gone target disabled (at most once per start), never the working one.
     let count = |kind: &str| events.iter().filter(|d| d.kind == kind).count();
     assert!(count("supervisor_start") >= 1 && count("supervisor_start") <= daemon.starts);
-    assert_eq!(count("supervisor_stop"), 1);
+    assert_eq!(
+        count("supervisor_stop"),
+        1 + tally.corrupted_restarts,
+        "one per clean stop"
+    );
+    // One state_failing per full-disk window at most (the window's first failed commit), at
+    // least one in all; one per repaired database at most (a kill right after the repair may
+    // take its event with it).
+    let state_failing = |reason: &str| {
+        events
+            .iter()
+            .filter(|d| d.kind == "state_failing" && d.event["data"]["reason"] == reason)
+            .count()
+    };
+    assert!(state_failing("commit_failed") <= tally.full_disk_windows);
+    assert!(tally.full_disk_windows == 0 || state_failing("commit_failed") >= 1);
+    assert!(state_failing("corrupt") <= tally.corrupted_restarts);
+    assert!(tally.corrupted_restarts == 0 || state_failing("corrupt") >= 1);
     let failing: Vec<&Delivery> = events
         .iter()
         .filter(|d| d.kind == "target_failing")
@@ -622,6 +703,7 @@ async fn soak(duration: Duration, seed: u64) -> Tally {
         "startup_summary",
         "supervisor_stop",
         "target_failing",
+        "state_failing",
     ];
     for d in events
         .iter()
@@ -651,6 +733,10 @@ async fn soak_short_with_kills_and_faults() {
     let tally = soak(Duration::from_secs(20), seed()).await;
     eprintln!("soak (20 s): {tally:?}");
     assert!(tally.kills >= 2, "the seed kills the daemon ({tally:?})");
+    assert!(
+        tally.full_disk_windows >= 1 && tally.corrupted_restarts >= 1,
+        "the disk fills and the database is damaged ({tally:?})"
+    );
     assert!(
         tally.changes >= 10,
         "the scenario changes things ({tally:?})"

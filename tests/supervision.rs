@@ -166,7 +166,8 @@ fn a_failing_machine_actor_is_restarted_degraded_and_recovered() {
     assert_eq!(beta, ["rental_start", "rental_end"]);
 }
 
-async fn scenario(dir: &Path, out: &Path) {
+/// The simulated cloud of the machine scenarios: acme with machines 101 and 102, beta with 201.
+async fn acme_and_beta() -> SimHandle {
     let sim = SimCloud::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -178,6 +179,11 @@ async fn scenario(dir: &Path, out: &Path) {
         .unwrap();
     sim.add_machine("beta", MachineSpec::new(201, "beta-rig-1", 2, "H100"))
         .unwrap();
+    sim
+}
+
+async fn scenario(dir: &Path, out: &Path) {
+    let sim = acme_and_beta().await;
     let faults = FaultInjection::default();
     let store = StoreHandle::open(&dir.join("state.db")).unwrap();
     let target = TargetConfig::with_defaults(
@@ -504,4 +510,82 @@ async fn instance_scenario(dir: &Path, out: &Path) {
 
     sup.send(Shutdown).await.unwrap();
     sim.shutdown();
+}
+
+/// Issue 11 item 1: a panic in a supervisor-level actor never leaves a zombie. An account actor
+/// that panics is restarted from its stored state (its machines are not announced again, its
+/// next change is detected, the other account never notices); a panic in the supervisor itself
+/// ends its lifeline, on which the daemon exits.
+#[test]
+fn a_panicking_account_actor_is_restarted_and_a_dead_supervisor_is_seen() {
+    silence_injected_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().join("events.jsonl");
+    System::new().block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            let sim = acme_and_beta().await;
+            let faults = FaultInjection::default();
+            let store = StoreHandle::open(&dir.path().join("state.db")).unwrap();
+            let target = TargetConfig::with_defaults("file", TargetUrl::File { path: out.clone() });
+            let sup = Supervisor::new(
+                vec![
+                    account("acme", "KEY-ACME-123", &sim),
+                    account("beta", "KEY-BETA-456", &sim),
+                ],
+                vec![target],
+                store,
+                supervisor_options(&faults),
+            );
+            let metrics = sup.metrics();
+            let mut lifeline = sup.lifeline();
+            let sup = sup.start();
+            wait_for(&out, "startup_summary", |e| {
+                e.kind.as_str() == "startup_summary"
+            })
+            .await;
+
+            let polls = || metric(&metrics, "vast_supervisor_polls_total{account=\"acme\"}");
+            faults.panic_account("acme", 1);
+            let before = polls();
+            // The next poll panics; the restarted actor polls again from its stored state.
+            wait_until("acme polls again after its actor died", || {
+                polls() > before + 3.0
+            })
+            .await;
+            sim.start_rental("acme", 101, "r1", vec![0u32], RentalKind::OnDemand, 10.0)
+                .unwrap();
+            sim.start_rental("beta", 201, "b1", vec![0u32], RentalKind::OnDemand, 10.0)
+                .unwrap();
+            wait_for(&out, "acme's rental after the restart", |e| {
+                e.kind.as_str() == "rental_start" && e.account.as_deref() == Some("acme")
+            })
+            .await;
+            wait_for(&out, "beta's rental", |e| {
+                e.kind.as_str() == "rental_start" && e.account.as_deref() == Some("beta")
+            })
+            .await;
+            let mut kinds: Vec<String> = read_events(&out)
+                .iter()
+                .filter(|e| e.account.is_some())
+                .map(|e| format!("{}:{}", e.account.as_deref().unwrap_or(""), e.kind))
+                .collect();
+            kinds.sort();
+            assert_eq!(
+                kinds,
+                ["acme:rental_start", "beta:rental_start"],
+                "no machine_added or other noise from the restart"
+            );
+            assert!(metrics.health().healthy());
+
+            faults.panic_reload(1);
+            let _ = sup.send(vast_supervisor::actors::supervisor::Reload).await;
+            tokio::time::timeout(Duration::from_secs(5), lifeline.changed())
+                .await
+                .expect("the lifeline ends when the supervisor dies")
+                .expect_err("no value is ever sent on the lifeline");
+            sim.shutdown();
+        })
+        .await
+        .expect("the scenario finishes in time");
+    });
 }

@@ -689,3 +689,85 @@ async fn the_key_never_reaches_a_log_line_or_an_error() {
     }
     assert_no_key_leak(&sim);
 }
+
+/// Issue 11 item 4: a body past the cap (64 MiB) is an error, read no further and not retried;
+/// a large one under it is fine.
+#[tokio::test]
+async fn bodies_past_the_cap_are_refused() {
+    let sim = start_sim().await;
+    let c = client_with(
+        &sim,
+        KEY,
+        ClientOptions {
+            request_timeout: Duration::from_secs(15),
+            ..fast_options()
+        },
+    );
+    sim.inject_fault(
+        KEY,
+        Fault::Oversized(2 * 1024 * 1024),
+        FaultDuration::Requests(1),
+    )
+    .unwrap();
+    assert_eq!(
+        bounded(c.machines()).await.unwrap().len(),
+        2,
+        "2 MiB is fine"
+    );
+    let cap = vast_supervisor::vast::MAX_BODY_BYTES as u64;
+    sim.inject_fault(KEY, Fault::Oversized(cap + 1), FaultDuration::UntilCleared)
+        .unwrap();
+    let before = count_route(&sim, "machines");
+    let err = bounded(c.machines()).await.unwrap_err();
+    assert_eq!(err, VastError::TooLarge { limit_mib: 64 });
+    assert_eq!(err.reason(), "decode");
+    assert_eq!(count_route(&sim, "machines"), before + 1, "not retried");
+}
+
+/// Issue 11 item 5: the single lookup must answer for the subject asked for; another id is an
+/// error, never that subject's state. Ids above i64::MAX stay distinct end to end.
+#[tokio::test]
+async fn lookups_must_carry_the_id_asked_for_and_huge_ids_stay_distinct() {
+    let sim = start_sim().await;
+    let c = client(&sim, KEY);
+    sim.inject_fault(KEY, Fault::ForeignRow, FaultDuration::Requests(4))
+        .unwrap();
+    match bounded(c.machine(1001)).await {
+        Err(VastError::Decode { detail }) => {
+            assert!(
+                detail.contains("the lookup of machine 1001 answered machine 1002"),
+                "{detail}"
+            )
+        }
+        other => panic!("a foreign row is an error, got {other:?}"),
+    }
+    let renter = client(&sim, RENTER_KEY);
+    let id = sim
+        .add_instance(RENTER_KEY, InstanceSpec::default())
+        .unwrap();
+    sim.inject_fault(RENTER_KEY, Fault::ForeignRow, FaultDuration::Requests(4))
+        .unwrap();
+    assert!(matches!(
+        bounded(renter.instance(id)).await,
+        Err(VastError::Decode { .. })
+    ));
+
+    let (a, b) = (1u64 << 63, (1u64 << 63) + 1);
+    sim.add_machine("host", MachineSpec::new(a, "huge-a", 1, "RTX 4090"))
+        .unwrap();
+    sim.add_machine("host", MachineSpec::new(b, "huge-b", 1, "RTX 4090"))
+        .unwrap();
+    let mut keys: Vec<u64> = bounded(c.machines())
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.key())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, [1001, 1002, a, b]);
+    let row = bounded(c.machine(b)).await.unwrap().unwrap();
+    assert_eq!(
+        (row.key(), row.hostname.as_deref()),
+        (Some(b), Some("huge-b"))
+    );
+}

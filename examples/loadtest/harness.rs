@@ -94,6 +94,10 @@ pub struct LoadSpec {
     /// ... and its first render in Chromium, when installed.
     pub browser: bool,
     pub seed: u64,
+    /// Keep this many idle connections and `events --follow` clients on the control socket
+    /// during the window (the `status` figures are then taken among them).
+    #[serde(skip)]
+    pub crowd: Option<(usize, usize)>,
 }
 
 impl LoadSpec {
@@ -114,6 +118,7 @@ impl LoadSpec {
             dashboard: false,
             browser: false,
             seed: 0x10ad,
+            crowd: None,
         }
     }
 
@@ -132,6 +137,7 @@ impl LoadSpec {
             dashboard: true,
             browser: false,
             seed: 0x5e0e,
+            crowd: None,
         }
     }
 }
@@ -577,6 +583,36 @@ async fn status_once(socket: &Path) -> anyhow::Result<(f64, usize)> {
     Ok((ms, serde_json::to_string(&reply)?.len()))
 }
 
+/// Keeps `idle` connections that send nothing (reopened before the daemon's 2 s request timeout
+/// closes them) and `follow` clients streaming events on the control socket.
+async fn crowd(socket: PathBuf, idle: usize, follow: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..follow {
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            let Ok(mut s) = tokio::net::UnixStream::connect(&socket).await else {
+                return;
+            };
+            let request = b"{\"cmd\":\"events\",\"follow\":true,\"limit\":0}\n";
+            if s.write_all(request).await.is_err() {
+                return;
+            }
+            let mut sink = vec![0u8; 64 * 1024];
+            while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+    }
+    loop {
+        let mut open = Vec::with_capacity(idle);
+        for _ in 0..idle {
+            if let Ok(s) = tokio::net::UnixStream::connect(&socket).await {
+                open.push(s);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        drop(open);
+    }
+}
+
 async fn reload_once(socket: &Path) -> anyhow::Result<(f64, Vec<String>)> {
     let started = Instant::now();
     let mut reply = None;
@@ -708,6 +744,9 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(500).min(spec.poll)).await;
 
     // The measured window.
+    let crowd = spec
+        .crowd
+        .map(|(idle, follow)| tokio::spawn(crowd(socket.to_path_buf(), idle, follow)));
     let child0 = proc_sample(&pid_s)?;
     let self0 = proc_sample("self")?;
     let t0 = Instant::now();
@@ -792,6 +831,9 @@ async fn measure(
             wake = wake.min(next_status);
         }
         tokio::time::sleep_until(wake.into()).await;
+    }
+    if let Some(crowd) = crowd {
+        crowd.abort();
     }
     let child1 = proc_sample(&pid_s)?;
     let self1 = proc_sample("self")?;

@@ -65,6 +65,10 @@ struct LoadArgs {
     /// installed) its first render in a browser after the window
     #[arg(long, global = true)]
     dashboard: bool,
+    /// Keep IDLE idle connections and FOLLOW `events --follow` clients on the control socket
+    /// during the window, e.g. `200,8` (status is then measured among them)
+    #[arg(long, global = true, value_name = "IDLE,FOLLOW", value_parser = crowd)]
+    control_crowd: Option<(usize, usize)>,
     #[arg(long, global = true, default_value_t = 0x10ad)]
     seed: u64,
 }
@@ -84,6 +88,7 @@ impl LoadArgs {
             dashboard: self.dashboard,
             browser: self.dashboard,
             seed: self.seed,
+            crowd: self.control_crowd,
         }
     }
 }
@@ -108,6 +113,16 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+}
+
+fn crowd(s: &str) -> Result<(usize, usize), String> {
+    let (idle, follow) = s
+        .split_once(',')
+        .ok_or("expected IDLE,FOLLOW such as 200,8")?;
+    Ok((
+        idle.trim().parse().map_err(|e| format!("{e}"))?,
+        follow.trim().parse().map_err(|e| format!("{e}"))?,
+    ))
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -361,6 +376,7 @@ fn run_all(
         no_reload: true,
         dashboard: false,
         seed: 0x7407,
+        control_crowd: None,
     };
     let polls = [
         Duration::from_secs(1),

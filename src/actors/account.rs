@@ -43,9 +43,6 @@ use tokio::sync::watch;
 
 /// Below this poll interval (tests, demo, benchmarks) instance logs are fetched every poll.
 const SHORT_POLL: Duration = Duration::from_secs(10);
-/// A renter account without `credit_low_below` reads its credit this often, for status and the
-/// dashboard (credit and runway); with it, every poll.
-const CREDIT_SHOWN_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// The local wall-clock time the daily digest is scheduled against. Injectable so tests can
 /// drive the digest to its configured time; the daemon uses [`system_local_clock`].
@@ -96,7 +93,7 @@ pub struct AccountActor {
     supervisor: Option<Recipient<FirstPollDone>>,
     /// The last successful poll.
     last_poll: Option<DateTime<Utc>>,
-    /// When the credit was last read for display (see [`CREDIT_SHOWN_EVERY`]).
+    /// When the credit was last read (see [`AccountConfig::credit_due`]).
     credit_read_at: Option<DateTime<Utc>>,
     record: AccountRecord,
     local_clock: LocalClock,
@@ -463,14 +460,12 @@ impl AccountActor {
         })
     }
 
-    /// Credit (every poll, when a rule needs it) and the daily digest (when due), committed
+    /// Credit (when [`AccountConfig::credit_due`]) and the daily digest (when due), committed
     /// with the account record.
     fn watch_money(&mut self, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
-        let shown_due = self.cfg.watch.instances
-            && self
-                .credit_read_at
-                .is_none_or(|t| now - t >= CREDIT_SHOWN_EVERY);
-        let credit_due = self.cfg.needs_credit() || shown_due;
+        // A clock that went back counts as "not read yet", so the cadence restarts from now.
+        let since_read = self.credit_read_at.and_then(|t| (now - t).to_std().ok());
+        let credit_due = self.cfg.credit_due(since_read);
         if credit_due {
             self.credit_read_at = Some(now);
         }
@@ -645,6 +640,11 @@ impl Handler<PollTick> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, _msg: PollTick, ctx: &mut Context<Self>) {
+        if let Some(faults) = &self.ops.faults {
+            if faults.take_account_panic(&self.cfg.name) {
+                panic!("injected fault: account actor {} killed", self.cfg.name);
+            }
+        }
         let started = std::time::Instant::now();
         // Lines the API client logs while fetching carry the account.
         let span = tracing::debug_span!("poll", account = %self.cfg.name);

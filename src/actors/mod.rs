@@ -22,6 +22,7 @@ pub mod instance;
 pub mod machine;
 pub mod notifier;
 pub mod reload;
+pub mod state_watch;
 pub mod supervision;
 pub mod supervisor;
 
@@ -60,7 +61,8 @@ pub(crate) fn supervisor_event(
     .with_data(data)
 }
 
-/// Queues events that carry no subject state (account and supervisor events).
+/// Queues events that carry no subject state (account and supervisor events). While the
+/// database refuses writes the store keeps them in memory and commits them once it takes writes.
 pub(crate) async fn queue_events(store: &StoreHandle, account: &str, events: Vec<Event>) {
     if events.is_empty() {
         return;

@@ -11,18 +11,20 @@
 //! window marks the target degraded (one `target_failing`) and the loop backs off with growing
 //! pauses. Every send, failed attempt (by reason), drop and restart is counted in the metrics.
 
+use super::state_watch::UrgentFeed;
 use super::supervision::{RestartLog, RestartPolicy, Verdict};
 use super::{queue_events, supervisor_event};
 use crate::config::TargetConfig;
 use crate::event::{Event, EventKind};
 use crate::metrics::TargetMetrics;
-use crate::notify::{default_bucket, Notifier, SendError, TokenBucket};
-use crate::store::{QueuedEvent, StoreHandle};
+use crate::notify::{default_bucket, Notifier, SendError, TokenBucket, MAX_RETRY_AFTER};
+use crate::store::{QueuedEvent, StoreError, StoreHandle};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use rand::Rng;
 use serde_json::json;
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +33,8 @@ use tracing::Instrument;
 
 /// How many outbox rows one read takes.
 const READ_BATCH: usize = 256;
+/// A failed read of the outbox or of the cursor is tried again after this long.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 /// Retry timing of a notifier. The defaults suit real services; tests and benchmarks shrink them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,6 +83,8 @@ pub struct NotifierActor {
     tuning: DeliveryTuning,
     metrics: Arc<TargetMetrics>,
     restart_policy: RestartPolicy,
+    /// Events that reach the target straight from memory (see `state_watch`).
+    urgent: UrgentFeed,
 }
 
 impl NotifierActor {
@@ -102,7 +108,14 @@ impl NotifierActor {
             tuning,
             metrics: Arc::default(),
             restart_policy: RestartPolicy::default(),
+            urgent: tokio::sync::watch::channel(None).1,
         }
+    }
+
+    /// The feed of events to send straight from memory (the supervisor's `state_watch`).
+    pub fn with_urgent(mut self, urgent: UrgentFeed) -> NotifierActor {
+        self.urgent = urgent;
+        self
     }
 
     /// The target's metrics and the restart policy of its delivery loop, from the supervisor.
@@ -128,6 +141,7 @@ impl Actor for NotifierActor {
         let tuning = self.tuning;
         let metrics = self.metrics.clone();
         let policy = self.restart_policy;
+        let urgent = self.urgent.clone();
         ctx.spawn(
             async move {
                 // One guard for every source of `target_failing`, kept across loop restarts.
@@ -137,7 +151,7 @@ impl Actor for NotifierActor {
                 loop {
                     // Every line logged while delivering (the services' too) names the target.
                     let span = tracing::info_span!("notify", target = %target.name);
-                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone(), tuning, metrics.clone(), alarm.clone()).instrument(span));
+                    let run = AssertUnwindSafe(deliver(target.clone(), store.clone(), http.clone(), status.clone(), tuning, metrics.clone(), Alerting { alarm: alarm.clone(), urgent: urgent.clone() }).instrument(span));
                     match run.catch_unwind().await {
                         Ok(Exit::Disabled) | Ok(Exit::StoreClosed) => return,
                         Err(_) => {
@@ -227,6 +241,13 @@ fn wanted(target: &TargetConfig, event: &Event) -> bool {
     target.wants(event.kind, event.severity, event.account.as_deref())
 }
 
+/// The delivery loop's side channels, kept across its restarts: the one-per-period guard of
+/// `target_failing`, and the events handed over from memory while the outbox refuses writes.
+struct Alerting {
+    alarm: SharedAlarm,
+    urgent: UrgentFeed,
+}
+
 async fn deliver(
     target: TargetConfig,
     store: StoreHandle,
@@ -234,8 +255,9 @@ async fn deliver(
     status: SharedTargetStatus,
     tuning: DeliveryTuning,
     metrics: Arc<TargetMetrics>,
-    alarm: SharedAlarm,
+    alerting: Alerting,
 ) -> Exit {
+    let Alerting { alarm, urgent } = alerting;
     let name = target.name.clone();
     let notifier = match Notifier::new(&target, http) {
         Ok(n) => n,
@@ -246,10 +268,13 @@ async fn deliver(
         }
     };
     let mut latest = store.subscribe();
-    let n = name.clone();
-    let mut cursor = match store.run(move |s| s.cursor_or_init(&n)).await {
-        Ok(c) => c,
-        Err(_) => return Exit::StoreClosed,
+    let mut cursor = loop {
+        let (n, since) = (name.clone(), replay_since(&target));
+        match store.run(move |s| s.cursor_or_init(&n, since)).await {
+            Ok(c) => break c,
+            Err(StoreError::Closed) => return Exit::StoreClosed,
+            Err(e) => store_trouble(&status, "cannot read the delivery position", &e).await,
+        }
     };
     lock(&status).cursor = cursor;
     metrics.set_cursor(cursor);
@@ -263,25 +288,32 @@ async fn deliver(
         notifier,
         failing_since: None,
         alarm,
+        urgent,
+        sent_urgent: HashSet::new(),
     };
     loop {
+        delivery.send_urgent().await;
         let batch = match store.run(move |s| s.events_after(cursor, READ_BATCH)).await {
             Ok(b) => b,
+            Err(StoreError::Closed) => return Exit::StoreClosed,
             Err(e) => {
-                tracing::error!(target = %name, error = %e, "cannot read the outbox");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                store_trouble(&status, "cannot read the outbox", &e).await;
                 continue;
             }
         };
+        store_fine(&status);
         let Some(last_seq) = batch.last().map(|q| q.seq) else {
             // The outbox is drained: events dropped on the way are reported now, once.
             delivery.report_drops().await;
-            if latest.changed().await.is_err() {
-                return Exit::StoreClosed;
+            tokio::select! {
+                changed = latest.changed() => if changed.is_err() {
+                    return Exit::StoreClosed;
+                },
+                _ = delivery.urgent_arrives() => {}
             }
             continue;
         };
-        let Some(first) = batch.iter().position(|q| wanted(&target, &q.event)) else {
+        let Some(first) = batch.iter().position(|q| delivery.wants(&q.event)) else {
             cursor = advance(&store, &status, &metrics, &name, last_seq).await;
             continue;
         };
@@ -301,14 +333,14 @@ async fn deliver(
             let end = all.last().map(|q| q.seq).unwrap_or(last_seq);
             (
                 all.into_iter()
-                    .filter(|q| wanted(&target, &q.event))
+                    .filter(|q| delivery.wants(&q.event))
                     .collect::<Vec<_>>(),
                 end,
             )
         } else if target.batch_size > 1 {
             let unit: Vec<QueuedEvent> = batch[first..]
                 .iter()
-                .filter(|q| wanted(&target, &q.event))
+                .filter(|q| delivery.wants(&q.event))
                 .take(target.batch_size)
                 .cloned()
                 .collect();
@@ -352,9 +384,53 @@ struct Delivery {
     bucket: TokenBucket,
     failing_since: Option<Instant>,
     alarm: SharedAlarm,
+    /// Events handed over from memory while the outbox cannot take them (`state_watch`).
+    urgent: UrgentFeed,
+    /// Ids of those already sent: their outbox copies are skipped.
+    sent_urgent: HashSet<String>,
 }
 
 impl Delivery {
+    /// Whether this target should get `event` from the outbox.
+    fn wants(&self, event: &Event) -> bool {
+        wanted(&self.target, event) && !self.sent_urgent.contains(&event.id)
+    }
+
+    /// Resolves when an event arrives on the urgent feed (never, once the feed is gone).
+    async fn urgent_arrives(&mut self) {
+        if self.urgent.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Sends the latest urgent event once, if this target wants it and has not sent it. One
+    /// attempt: if it fails, the event still arrives through the outbox later.
+    async fn send_urgent(&mut self) {
+        let Some(event) = self.urgent.borrow_and_update().clone() else {
+            return;
+        };
+        if !self.wants(&event) {
+            return;
+        }
+        self.sent_urgent.insert(event.id.clone());
+        while let Err(wait) = self.bucket.try_take(std::time::Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        match self.notifier.send(std::slice::from_ref(&event)).await {
+            Ok(_) => {
+                self.metrics.record_sent(1);
+                let mut s = lock(&self.status);
+                s.sent += 1;
+                s.last_success = Some(Utc::now());
+            }
+            Err(e) => {
+                tracing::warn!(target = %self.target.name, event_id = %event.id, kind = %event.kind, error = %e,
+                    "could not send an event straight from memory; it follows through the outbox");
+                self.sent_urgent.remove(&event.id);
+            }
+        }
+    }
+
     /// Delivers `unit` (in outbox order) or skips what the service refuses. A refused batch is
     /// sent again one event at a time, so only the events that cannot be delivered on their own
     /// are skipped (parts of a split digest the service had accepted may arrive twice). Within
@@ -436,10 +512,11 @@ impl Delivery {
                 }
                 Err(SendError::RateLimited { retry_after }) => {
                     failed_attempt(&self.metrics, &self.status, "rate_limited");
-                    tracing::info!(target = %name, retry_after_ms = retry_after.as_millis() as u64, "rate limited; waiting as told");
+                    let wait = retry_after.min(MAX_RETRY_AFTER);
+                    tracing::info!(target = %name, retry_after_ms = wait.as_millis() as u64, "rate limited; waiting as told");
                     lock(&self.status).last_error =
-                        Some(format!("rate limited, retry after {retry_after:?}"));
-                    tokio::time::sleep(retry_after).await;
+                        Some(format!("rate limited, retry after {wait:?}"));
+                    self.wait_rate_limited(wait, &events).await;
                 }
                 Err(SendError::Transient { reason, detail }) => {
                     failed_attempt(&self.metrics, &self.status, reason);
@@ -486,6 +563,30 @@ impl Delivery {
                 }
             }
         }
+    }
+
+    /// Waits out a rate limit. The wait counts as failing time (`target_failing` once it reaches
+    /// `failing_after`, when that comes, under the same one-per-period guard as every other
+    /// source), and ends early when the oldest event would pass `max_age`, so the caller drops it
+    /// as it would after any failure.
+    async fn wait_rate_limited(&mut self, wait: Duration, events: &[Event]) {
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        let mut until = Instant::now() + wait;
+        if let Some(oldest) = events.iter().map(|e| e.time).min() {
+            let age = (Utc::now() - oldest).to_std().unwrap_or_default();
+            until = until.min(Instant::now() + self.target.max_age.saturating_sub(age));
+        }
+        let failing_at = since + self.tuning.failing_after;
+        if failing_at < until {
+            tokio::time::sleep_until(failing_at).await;
+            let why = format!(
+                "rate limited for {}s (the service asks to wait {}s)",
+                since.elapsed().as_secs(),
+                wait.as_secs()
+            );
+            raise_failing(&self.target, &self.store, &self.alarm, &why, false).await;
+        }
+        tokio::time::sleep_until(until).await;
     }
 
     /// The service answered (accepted or refused one message): it is reachable again, and the
@@ -539,6 +640,38 @@ fn backoff_delay(tuning: &DeliveryTuning, attempt: u32) -> Duration {
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
     exp.min(tuning.backoff_cap)
         .mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+}
+
+/// The state database cannot be read: status says so (not "ok"), and the loop tries again.
+async fn store_trouble(status: &SharedTargetStatus, what: &str, error: &StoreError) {
+    tracing::error!(error = %error, "{what}; trying again");
+    {
+        let mut s = lock(status);
+        s.state = "retrying".into();
+        s.last_error = Some(format!("{what}: {error}"));
+    }
+    tokio::time::sleep(STORE_RETRY).await;
+}
+
+/// Reading works again after [`store_trouble`].
+fn store_fine(status: &SharedTargetStatus) {
+    let mut s = lock(status);
+    let troubled = s.state == "retrying"
+        && s.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("cannot read the"));
+    if troubled {
+        s.state = "ok".into();
+    }
+}
+
+/// Where a target whose delivery position was lost starts again: its `max_age` ago (older
+/// events would be dropped anyway).
+pub(crate) fn replay_since(target: &TargetConfig) -> DateTime<Utc> {
+    let max_age = chrono::TimeDelta::from_std(target.max_age).unwrap_or(chrono::TimeDelta::MAX);
+    Utc::now()
+        .checked_sub_signed(max_age)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 async fn advance(

@@ -181,10 +181,16 @@ struct Armed {
 }
 
 /// Faults armed per (account, child) by a test; shared by every child actor it is passed to.
+/// Also panics of the supervisor-level actors themselves: an account actor's poll, the
+/// supervisor's reload.
 #[doc(hidden)]
 #[derive(Debug, Clone, Default)]
 pub struct FaultInjection {
     armed: Arc<Mutex<BTreeMap<(String, Child), Armed>>>,
+    /// Per account: how many of its next polls panic in the account actor itself.
+    account_panics: Arc<Mutex<BTreeMap<String, u32>>>,
+    /// How many of the next reloads panic inside the supervisor.
+    reload_panics: Arc<Mutex<u32>>,
 }
 
 #[doc(hidden)]
@@ -234,6 +240,42 @@ impl FaultInjection {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, Child), Armed>> {
         self.armed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Arms a panic in the account actor of `account` for its next `times` polls.
+    pub fn panic_account(&self, account: &str, times: u32) {
+        *locked(&self.account_panics)
+            .entry(account.to_string())
+            .or_default() += times;
+    }
+
+    /// Whether this poll of the account actor must panic (consumes one armed panic).
+    pub(crate) fn take_account_panic(&self, account: &str) -> bool {
+        take_one(locked(&self.account_panics).get_mut(account))
+    }
+
+    /// Arms a panic inside the supervisor for its next `times` reloads.
+    pub fn panic_reload(&self, times: u32) {
+        *locked(&self.reload_panics) += times;
+    }
+
+    /// Whether this reload must panic (consumes one armed panic).
+    pub(crate) fn take_reload_panic(&self) -> bool {
+        take_one(Some(&mut locked(&self.reload_panics)))
+    }
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn take_one(remaining: Option<&mut u32>) -> bool {
+    match remaining {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
     }
 }
 

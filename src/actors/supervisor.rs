@@ -4,24 +4,30 @@
 //! shutdown. Creates the process's metrics registry from the configuration and hands each actor
 //! its counters.
 
+mod accounts;
+mod status;
+
+pub use status::{RefreshStatus, StatusDemand};
+
 use super::account::{
-    forget_removed_accounts, AccountActor, AccountOps, AccountStatusFeed, FirstPollDone,
-    StopAccount,
+    forget_removed_accounts, AccountActor, AccountStatusFeed, FirstPollDone, StopAccount,
 };
-use super::notifier::{DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier};
+use super::notifier::{
+    replay_since, DeliveryTuning, NotifierActor, SharedTargetStatus, StopNotifier,
+};
 use super::reload::{self, ReloadReport};
-use super::supervision::{FaultInjection, RestartPolicy};
+use super::state_watch::watch_state;
+use super::supervision::{FaultInjection, RestartLog, RestartPolicy};
 use super::{queue_events, supervisor_event};
 use crate::config::{self, AccountConfig, FileConfig, LoadedConfig, TargetConfig};
-use crate::control::{PublishedStatus, StatusCounts, StatusSnapshot};
+use crate::control::PublishedStatus;
 use crate::event::EventKind;
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::store::StoreHandle;
 use crate::util::counted;
-use crate::vast::{ClientOptions, VastClient};
+use crate::vast::ClientOptions;
 use actix::prelude::*;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,6 +99,16 @@ pub struct Supervisor {
     opts: SupervisorOptions,
     /// Each running account and the feed it publishes its status into.
     accounts: BTreeMap<String, (Addr<AccountActor>, AccountStatusFeed)>,
+    /// The configuration of each running account (to restart one whose actor died).
+    account_cfgs: BTreeMap<String, AccountConfig>,
+    /// Unexpected stops of account actors (see `accounts`).
+    account_restarts: BTreeMap<String, RestartLog>,
+    /// Set by `Shutdown`: account actors stopping now are not restarted.
+    stopping: bool,
+    /// Closed when this actor is gone, however it ended (see [`Supervisor::lifeline`]).
+    lifeline: watch::Sender<()>,
+    /// Events for the notifiers straight from memory (see `state_watch`).
+    urgent: watch::Sender<Option<Arc<crate::event::Event>>>,
     notifiers: BTreeMap<String, (Addr<NotifierActor>, SharedTargetStatus)>,
     awaiting_first_poll: BTreeSet<String>,
     first_polls: Vec<FirstPollDone>,
@@ -137,6 +153,11 @@ impl Supervisor {
             http,
             opts,
             accounts: BTreeMap::new(),
+            account_cfgs: BTreeMap::new(),
+            account_restarts: BTreeMap::new(),
+            stopping: false,
+            lifeline: watch::channel(()).0,
+            urgent: watch::channel(None).0,
             notifiers: BTreeMap::new(),
             awaiting_first_poll: BTreeSet::new(),
             first_polls: Vec::new(),
@@ -153,6 +174,12 @@ impl Supervisor {
             metrics,
             metrics_from_seq,
         }
+    }
+
+    /// Ends (`changed()` returns an error) when this supervisor is gone: after a clean stop, or
+    /// when a panic ended it. The daemon exits on the latter rather than live on without it.
+    pub fn lifeline(&self) -> watch::Receiver<()> {
+        self.lifeline.subscribe()
     }
 
     /// The metrics registry (for the HTTP listener, and for a reload to record its outcome).
@@ -191,130 +218,6 @@ impl Supervisor {
         self.status_demand.clone()
     }
 
-    /// Builds a status snapshot from what the actors last published and publishes it; resolves
-    /// once it is published. Nothing here waits for an actor, so a busy account never delays
-    /// `status`.
-    fn publish_status(&mut self) -> Option<impl ActorFuture<Self, Output = ()>> {
-        if !self.status_ready {
-            return None;
-        }
-        let tx = self.status_tx.clone()?;
-        let demand = self.status_demand.clone();
-        let account_status: Vec<_> = self
-            .accounts
-            .values()
-            .filter_map(|(_, feed)| feed.borrow().clone())
-            .collect();
-        let targets: Vec<SharedTargetStatus> =
-            self.notifiers.values().map(|(_, s)| s.clone()).collect();
-        let max_seq = *self.store.subscribe().borrow();
-        let started_at = self.started_at;
-        let config_files = self.config_files.clone();
-        Some(
-            async move {
-                let target_json: Vec<serde_json::Value> = targets
-                    .iter()
-                    .map(|t| {
-                        let t = t.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                        let mut v = serde_json::to_value(&t).unwrap_or_default();
-                        v["queue_depth"] = json!((max_seq - t.cursor).max(0));
-                        v
-                    })
-                    .collect();
-                let not_ok = |state: Option<&str>| state.is_some_and(|s| s != "ok");
-                let counts = StatusCounts {
-                    accounts: account_status.len(),
-                    accounts_not_ok: account_status
-                        .iter()
-                        .filter(|a| not_ok(Some(a.state)))
-                        .count(),
-                    machines: account_status.iter().map(|a| a.machines.len()).sum(),
-                    instances: account_status.iter().map(|a| a.instances.len()).sum(),
-                    targets_failing: target_json
-                        .iter()
-                        .filter(|t| not_ok(t.get("state").and_then(|s| s.as_str())))
-                        .count(),
-                };
-                let now = Utc::now();
-                let snapshot = StatusSnapshot {
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    started_at: started_at.to_rfc3339(),
-                    uptime_seconds: (now - started_at).num_seconds().max(0) as u64,
-                    config_files,
-                    accounts: account_status,
-                    targets: target_json,
-                    outbox: json!({ "max_seq": max_seq }),
-                };
-                // Serialized once here (off the actor thread: it is megabytes at the density
-                // target) into one buffer of about the last snapshot's size, not a chain of
-                // doubling ones; every `status` request then writes these bytes.
-                let capacity = tx.borrow().json.len() * 9 / 8;
-                let json = tokio::task::spawn_blocking(move || {
-                    let mut buf = Vec::with_capacity(capacity);
-                    serde_json::to_writer(&mut buf, &snapshot).map(|_| Bytes::from(buf))
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
-                match json {
-                    Ok(json) => {
-                        tx.send_replace(PublishedStatus { json, counts });
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot serialize the status snapshot"),
-                }
-                demand.published();
-            }
-            .into_actor(self),
-        )
-    }
-
-    /// Snapshots cost a walk over every machine, so they are rebuilt every second only while
-    /// someone asks for status, and every [`STATUS_IDLE_EVERY`] otherwise (for systemd's STATUS).
-    fn status_tick(&mut self, ctx: &mut Context<Self>) {
-        let asked_recently = self
-            .status_demand
-            .last_request()
-            .is_some_and(|t| t.elapsed() < STATUS_DEMAND_WINDOW);
-        let due = self
-            .status_demand
-            .last_publish()
-            .is_none_or(|t| t.elapsed() >= STATUS_IDLE_EVERY);
-        if asked_recently || due {
-            if let Some(fut) = self.publish_status() {
-                ctx.spawn(fut);
-            }
-        }
-    }
-
-    fn start_account(&mut self, mut cfg: AccountConfig, me: Recipient<FirstPollDone>) {
-        self.opts.account_overrides.apply(&mut cfg);
-        let client = VastClient::new(
-            self.http.clone(),
-            cfg.api_url.clone(),
-            cfg.api_key.clone(),
-            self.opts.client.clone(),
-        );
-        let name = cfg.name.clone();
-        let account_metrics = self.metrics.account(&name);
-        account_metrics.attach_client(&client);
-        let ops = AccountOps {
-            metrics: account_metrics,
-            restart_policy: self.opts.restart_policy,
-            faults: self.opts.fault_injection.clone(),
-        };
-        match AccountActor::new(cfg, client, self.store.clone(), Some(me)) {
-            Ok(actor) => {
-                let actor = actor.with_ops(ops);
-                self.awaiting_first_poll.insert(name.clone());
-                let feed = actor.status_feed();
-                self.accounts.insert(name, (actor.start(), feed));
-            }
-            Err(e) => {
-                tracing::error!(account = %name, error = %e, "invalid pattern in the account; not started")
-            }
-        }
-    }
-
     fn start_target(&mut self, cfg: TargetConfig) {
         let name = cfg.name.clone();
         self.target_cfgs.insert(name.clone(), cfg.clone());
@@ -324,7 +227,8 @@ impl Supervisor {
             self.http.clone(),
             self.opts.delivery,
         )
-        .with_ops(self.metrics.target(&name), self.opts.restart_policy);
+        .with_ops(self.metrics.target(&name), self.opts.restart_policy)
+        .with_urgent(self.urgent.subscribe());
         let status = actor.status();
         self.notifiers.insert(name, (actor.start(), status));
     }
@@ -411,21 +315,33 @@ impl Actor for Supervisor {
             json!({ "version": env!("CARGO_PKG_VERSION") }),
         );
         let store = self.store.clone();
-        let target_names: Vec<String> = self.targets_cfg.iter().map(|t| t.name.clone()).collect();
+        let target_names: Vec<(String, DateTime<Utc>)> = self
+            .targets_cfg
+            .iter()
+            .map(|t| (t.name.clone(), replay_since(t)))
+            .collect();
         let configured = self.accounts_cfg.iter().map(|a| a.name.clone()).collect();
         // A new target starts at the end of the outbox; fix every target's position first, then
         // queue supervisor_start, so it is the first event every target delivers.
         ctx.wait(
             async move {
-                for name in target_names {
+                for (name, since) in target_names {
                     let n = name.clone();
-                    if let Err(e) = store.run(move |s| s.cursor_or_init(&n)).await {
+                    if let Err(e) = store.run(move |s| s.cursor_or_init(&n, since)).await {
                         tracing::error!(target = %name, error = %e, "cannot read a target's delivery position");
                     }
                 }
                 forget_removed_accounts(&store, configured).await;
                 queue_events(&store, "", vec![start]).await
             }
+            .into_actor(self),
+        );
+        ctx.spawn(
+            watch_state(
+                self.store.clone(),
+                self.metrics.clone(),
+                self.urgent.clone(),
+            )
             .into_actor(self),
         );
         ctx.spawn(
@@ -439,9 +355,8 @@ impl Actor for Supervisor {
         for t in std::mem::take(&mut self.targets_cfg) {
             self.start_target(t);
         }
-        let me = ctx.address().recipient();
         for a in std::mem::take(&mut self.accounts_cfg) {
-            self.start_account(a, me.clone());
+            self.start_account(a, ctx);
         }
         if self.awaiting_first_poll.is_empty() {
             self.send_startup_summary();
@@ -474,6 +389,11 @@ impl Handler<FirstPollDone> for Supervisor {
 
     fn handle(&mut self, msg: FirstPollDone, ctx: &mut Context<Self>) {
         self.awaiting_first_poll.remove(&msg.account);
+        self.account_works(&msg.account);
+        if self.summary_sent {
+            // A restarted account reports its first poll again; the summary is long out.
+            return;
+        }
         self.first_polls.push(msg);
         if self.awaiting_first_poll.is_empty() {
             self.send_startup_summary();
@@ -494,6 +414,7 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
         for (addr, _) in self.accounts.values() {
             addr.do_send(StopAccount);
         }
@@ -561,6 +482,11 @@ impl Handler<Reload> for Supervisor {
     type Result = ResponseActFuture<Self, Result<ReloadReport, String>>;
 
     fn handle(&mut self, _msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(faults) = &self.opts.fault_injection {
+            if faults.take_reload_panic() {
+                panic!("injected fault: the supervisor panicked in a reload");
+            }
+        }
         let Some(dir) = self.config_dir.clone() else {
             return Box::pin(actix::fut::ready(Err(
                 "this supervisor was not started from configuration files".to_string(),
@@ -573,8 +499,32 @@ impl Handler<Reload> for Supervisor {
         }
         self.reloading = true;
         crate::systemd::notify_reloading();
+        // Read on a blocking thread: a slow file system must not hold the actor's thread (it
+        // also serves signals and status). A panic while reading rejects the reload only.
+        let read = tokio::task::spawn_blocking(move || config::load_dir(&dir));
+        Box::pin(read.into_actor(self).then(|loaded, act, _ctx| {
+            match loaded {
+                Ok(loaded) => act.apply_reload(loaded),
+                Err(e) => {
+                    act.reloading = false;
+                    crate::systemd::notify_ready();
+                    tracing::error!(error = %e, "reading the configuration failed; nothing changed");
+                    Box::pin(actix::fut::ready(Err(format!(
+                        "reading the configuration failed: {e}"
+                    ))))
+                }
+            }
+        }))
+    }
+}
+
+impl Supervisor {
+    /// Applies a freshly read configuration: plans, stops, starts, reports.
+    fn apply_reload(
+        &mut self,
+        loaded: LoadedConfig,
+    ) -> ResponseActFuture<Self, Result<ReloadReport, String>> {
         // Validate everything first; nothing is touched until the plan is complete.
-        let loaded = config::load_dir(&dir);
         let disabled: Vec<String> = self
             .notifiers
             .iter()
@@ -585,7 +535,7 @@ impl Handler<Reload> for Supervisor {
         let stopping_accounts: Vec<Addr<AccountActor>> = plan
             .stop_accounts
             .iter()
-            .filter_map(|n| self.accounts.remove(n).map(|(a, _)| a))
+            .filter_map(|n| self.forget_account(n))
             .collect();
         let stopping_targets: Vec<Addr<NotifierActor>> = plan
             .stop_targets
@@ -614,12 +564,11 @@ impl Handler<Reload> for Supervisor {
             }
         };
         Box::pin(stop.into_actor(self).map(move |_, act, ctx| {
-            let me = ctx.address().recipient();
             for t in plan.start_targets {
                 act.start_target(t);
             }
             for a in plan.start_accounts {
-                act.start_account(a, me.clone());
+                act.start_account(a, ctx);
             }
             act.in_force = plan.in_force;
             act.config_files = config_files_status(&loaded);
@@ -723,55 +672,5 @@ impl Handler<NotifyTest> for Supervisor {
                 ))),
             }
         })
-    }
-}
-
-/// Shared note of when `status` was last asked for and when a snapshot was last published, so
-/// snapshots are rebuilt every second only while someone is looking.
-#[derive(Clone, Default)]
-pub struct StatusDemand(Arc<std::sync::Mutex<DemandTimes>>);
-
-#[derive(Clone, Copy, Default)]
-struct DemandTimes {
-    requested: Option<tokio::time::Instant>,
-    published: Option<tokio::time::Instant>,
-}
-
-impl StatusDemand {
-    fn times(&self) -> std::sync::MutexGuard<'_, DemandTimes> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn asked(&self) {
-        self.times().requested = Some(tokio::time::Instant::now());
-    }
-
-    pub fn last_request(&self) -> Option<tokio::time::Instant> {
-        self.times().requested
-    }
-
-    fn published(&self) {
-        self.times().published = Some(tokio::time::Instant::now());
-    }
-
-    /// When the snapshot now served was built.
-    pub fn last_publish(&self) -> Option<tokio::time::Instant> {
-        self.times().published
-    }
-}
-
-/// Rebuilds and publishes the status snapshot now; answers once it is published.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RefreshStatus;
-
-impl Handler<RefreshStatus> for Supervisor {
-    type Result = ResponseActFuture<Self, ()>;
-
-    fn handle(&mut self, _msg: RefreshStatus, _ctx: &mut Context<Self>) -> Self::Result {
-        match self.publish_status() {
-            Some(fut) => Box::pin(fut),
-            None => Box::pin(actix::fut::ready(())),
-        }
     }
 }

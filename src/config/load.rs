@@ -5,6 +5,7 @@
 //! the bad one.
 
 use super::diagnostic::{Diagnostic, LineIndex};
+use super::files::{read_bounded, MAX_CONFIG_FILE};
 use super::model::{AccountConfig, Globals, TargetConfig, MAIN_FILE_NAME};
 use super::parse::{analyse_file, content_hash, Declared, FileAnalysis};
 use crate::util::did_you_mean;
@@ -91,6 +92,12 @@ impl LoadedConfig {
         self.files.iter().flat_map(|f| f.diagnostics()).collect()
     }
 
+    /// The main file, when it exists and was rejected (its globals are then the defaults).
+    pub fn rejected_main_file(&self) -> Option<&FileOutcome> {
+        let main = self.dir.join(MAIN_FILE_NAME);
+        self.files.iter().find(|f| !f.is_ok() && f.path() == main)
+    }
+
     /// True when every file is valid.
     pub fn is_valid(&self) -> bool {
         self.files.iter().all(FileOutcome::is_ok)
@@ -175,7 +182,9 @@ fn config_files(dir: &Path) -> Result<Vec<Listed>, Diagnostic> {
     }
     let mut files = Vec::new();
     let main = dir.join(MAIN_FILE_NAME);
-    if main.exists() {
+    // Not `exists()`: a main file that cannot even be looked at (a symlink loop, no permission)
+    // must be reported, not taken for an absent one.
+    if std::fs::symlink_metadata(&main).is_ok() {
         files.push(Listed::File {
             path: main,
             is_main: true,
@@ -207,6 +216,13 @@ fn config_files(dir: &Path) -> Result<Vec<Listed>, Diagnostic> {
     names.sort();
     for name in names {
         let Some(name_str) = name.to_str() else {
+            // Not skipped silently: a file meant as configuration would be missing unnoticed.
+            if is_config_file_name(&name.to_string_lossy()) {
+                files.push(Listed::Unreadable(Diagnostic::whole_file(
+                    conf_d.join(&name),
+                    "the file name is not valid UTF-8: rename it, it is not read",
+                )));
+            }
             continue;
         };
         if !is_config_file_name(name_str) {
@@ -225,7 +241,7 @@ fn config_files(dir: &Path) -> Result<Vec<Listed>, Diagnostic> {
 }
 
 fn analyse_path(path: &Path, is_main: bool, env: &dyn Fn(&str) -> Option<String>) -> FileAnalysis {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_bounded(path, MAX_CONFIG_FILE) {
         Ok(bytes) => bytes,
         Err(e) => {
             let diagnostic = Diagnostic::whole_file(path, format!("cannot read file: {e}"));

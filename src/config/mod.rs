@@ -5,10 +5,12 @@
 //! - [`load`]: the directory, file order, and the checks that span files.
 //! - [`parse`]: one file, with positions for every problem.
 //! - [`target_url`]: the Apprise-style target URLs and their redacted form.
+//! - [`files`]: reading configuration, secret and CA files safely (regular files, bounded).
 //! - [`check`]: the `check` command's output.
 
 pub mod check;
 pub mod diagnostic;
+pub mod files;
 pub mod load;
 pub mod model;
 pub mod parse;

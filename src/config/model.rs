@@ -80,6 +80,10 @@ pub struct Watch {
     pub instances: bool,
 }
 
+/// How often an account that rents reads its credit for display (credit and runway in status
+/// and the dashboard) when no rule needs it on every poll.
+pub const CREDIT_SHOWN_EVERY: Duration = Duration::from_secs(5 * 60);
+
 /// One Vast account (`[[account]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountConfig {
@@ -133,6 +137,15 @@ impl AccountConfig {
     /// one cheap request). Every key that judges the credit belongs here.
     pub fn needs_credit(&self) -> bool {
         self.credit_low_below.is_some()
+    }
+
+    /// The one credit cadence rule: whether a poll reads the credit, given how long ago it was
+    /// last read (`None`: not yet). Every poll when a rule needs it ([`Self::needs_credit`]);
+    /// otherwise, on an account that watches instances (a renter), every
+    /// [`CREDIT_SHOWN_EVERY`] for status and the dashboard; never on a host-only account.
+    pub fn credit_due(&self, since_last_read: Option<Duration>) -> bool {
+        self.needs_credit()
+            || (self.watch.instances && since_last_read.is_none_or(|d| d >= CREDIT_SHOWN_EVERY))
     }
 }
 
@@ -337,5 +350,26 @@ impl TargetConfig {
             // Supervisor events have no account and go to every target that wants the kind.
             _ => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_cadence_follows_the_rules_and_the_role() {
+        let url = Url::parse("http://127.0.0.1:1/").unwrap();
+        let mut host = AccountConfig::with_defaults("h", "k", url);
+        let minute = Some(Duration::from_secs(60));
+        assert!(!host.credit_due(None), "a host-only account never reads it");
+        host.credit_low_below = Some(5.0);
+        assert!(host.credit_due(minute), "a credit rule reads it every poll");
+        let mut renter = host.clone();
+        renter.credit_low_below = None;
+        renter.watch.instances = true;
+        assert!(renter.credit_due(None));
+        assert!(!renter.credit_due(minute));
+        assert!(renter.credit_due(Some(CREDIT_SHOWN_EVERY)));
     }
 }

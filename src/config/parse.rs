@@ -4,6 +4,7 @@
 //! named by a target) live in `load`; this file sees one file only.
 
 use super::diagnostic::{Diagnostic, LineIndex};
+use super::files::{blocked_directory, read_bounded, socket_path_problem, MAX_SECRET_FILE};
 use super::load::{FileConfig, FileOutcome};
 use super::model::*;
 use super::target_url::parse_target_url;
@@ -20,14 +21,15 @@ use std::time::Duration;
 use toml_edit::{ImDocument, InlineTable, Item, Table, Value};
 use url::Url;
 
-const GLOBAL_KEYS: &[&str] = &[
+/// The keys each table accepts (also the vocabulary of "did you mean" hints).
+pub const GLOBAL_KEYS: &[&str] = &[
     "state_dir",
     "control_socket",
     "http_listen",
     "dashboard",
     "http_basic_auth_file",
 ];
-const ACCOUNT_KEYS: &[&str] = &[
+pub const ACCOUNT_KEYS: &[&str] = &[
     "name",
     "api_key",
     "api_key_file",
@@ -46,8 +48,8 @@ const ACCOUNT_KEYS: &[&str] = &[
     "actions_enabled",
     "log_rule",
 ];
-const LOG_RULE_KEYS: &[&str] = &["name", "instances", "regex", "action"];
-const TARGET_KEYS: &[&str] = &[
+pub const LOG_RULE_KEYS: &[&str] = &["name", "instances", "regex", "action"];
+pub const TARGET_KEYS: &[&str] = &[
     "name",
     "url",
     "url_file",
@@ -63,6 +65,16 @@ const TARGET_KEYS: &[&str] = &[
     "bearer_token_file",
     "headers",
     "tls_ca_file",
+];
+/// Headers describing a request's framing and routing: never taken from `headers`.
+const CLIENT_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
 ];
 const API_KEY_SOURCES: [&str; 3] = ["api_key", "api_key_file", "api_key_env"];
 const URL_SOURCES: [&str; 3] = ["url", "url_file", "url_env"];
@@ -406,12 +418,18 @@ impl<'a> Parser<'a> {
         match entry.key {
             "state_dir" => {
                 if let Some(dir) = self.path_value(entry) {
-                    globals.state_dir = dir;
+                    match blocked_directory(&dir) {
+                        Some(why) => self.error(entry.value_at, format!("state_dir: {why}")),
+                        None => globals.state_dir = dir,
+                    }
                 }
             }
             "control_socket" => {
                 if let Some(socket) = self.path_value(entry) {
-                    globals.control_socket = socket;
+                    match socket_path_problem(&socket) {
+                        Some(why) => self.error(entry.value_at, format!("control_socket: {why}")),
+                        None => globals.control_socket = socket,
+                    }
                 }
             }
             "dashboard" => {
@@ -635,7 +653,7 @@ impl<'a> Parser<'a> {
         let source = self.non_empty_string(entry)?;
         if key.ends_with("_file") {
             let path = self.base_dir.join(source);
-            let bytes = match std::fs::read(&path) {
+            let bytes = match read_bounded(&path, MAX_SECRET_FILE) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     let message = format!("cannot read {key} \"{}\": {e}", path.display());
@@ -1179,7 +1197,22 @@ impl<'a> Parser<'a> {
         match bearer_sources.as_slice() {
             [] => {}
             [source] => {
-                if let Some(token) = self.secret(source) {
+                let token = self.secret(source).filter(|token| {
+                    // The token goes into an Authorization header: a line break in it would end
+                    // the header early (and smuggle another one in).
+                    let sendable = HeaderValue::from_str(&format!("Bearer {token}")).is_ok();
+                    if !sendable {
+                        self.error(
+                            source.value_at,
+                            format!(
+                                "{} holds characters that cannot be sent in an HTTP header (a line break or another control character)",
+                                source.key
+                            ),
+                        );
+                    }
+                    sendable
+                });
+                if let Some(token) = token {
                     if matches!(
                         &target.url,
                         TargetUrl::Webhook {
@@ -1223,7 +1256,7 @@ impl<'a> Parser<'a> {
     /// unreadable or malformed file is reported at its line instead of failing every send.
     fn ca_bundle(&mut self, entry: &Entry) -> Option<CaBundle> {
         let path = self.path_value(entry)?;
-        let problem = match std::fs::read(&path) {
+        let problem = match read_bounded(&path, MAX_SECRET_FILE) {
             Ok(pem) => match ca_certificates(&pem) {
                 Ok(certificates) => return Some(CaBundle { path, certificates }),
                 Err(reason) => format!("{} \"{}\" {reason}", entry.key, path.display()),
@@ -1304,6 +1337,17 @@ impl<'a> Parser<'a> {
                 self.error(
                     header.key_at,
                     format!("\"{}\" is not a valid HTTP header name", header.key),
+                );
+            } else if CLIENT_HEADERS.contains(&header.key.to_ascii_lowercase().as_str()) {
+                // A second Content-Length or Transfer-Encoding would make the request's framing
+                // ambiguous (request smuggling through a proxy); the HTTP client sets these.
+                ok = false;
+                self.error(
+                    header.key_at,
+                    format!(
+                        "header \"{}\" is set by the HTTP client from the message itself; remove it",
+                        header.key
+                    ),
                 );
             } else if HeaderValue::from_str(value).is_err() {
                 // The value may be a credential: name the header, not the value.

@@ -38,16 +38,29 @@ pub async fn status(socket: &Path, json: bool) -> Result<(), ClientError> {
     .await?;
     let snapshot = snapshot.ok_or_else(|| ClientError::Reply("no status in the reply".into()))?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&snapshot).unwrap_or_default()
-        );
+        let text = serde_json::to_string_pretty(&snapshot).unwrap_or_default();
+        print_out(&format!("{text}\n"))?;
     } else {
         let st: StatusSnapshot =
             serde_json::from_value(snapshot).map_err(|e| ClientError::Reply(e.to_string()))?;
-        print!("{}", render::status_table(&st, chrono::Utc::now()));
+        print_out(&render::status_table(&st, chrono::Utc::now()))?;
     }
     Ok(())
+}
+
+/// Writes `text` to stdout. `Ok(false)` when the reader went away (`status | head`): the
+/// output ends there, quietly, as it does for any Unix tool.
+fn print_out(text: &str) -> Result<bool, ClientError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(ClientError::Io(e)),
+    }
 }
 
 pub async fn events(
@@ -57,19 +70,31 @@ pub async fn events(
     limit: usize,
 ) -> Result<(), ClientError> {
     let req = ControlRequest::Events { limit, follow };
+    let mut failed = None;
     let printing = request(socket, &req, |reply| {
-        if let Some(ev) = reply.get("event") {
-            if json {
-                println!("{ev}");
-            } else if let Ok(e) = serde_json::from_value::<Event>(ev.clone()) {
-                println!("{}", render::event_line(&e));
+        let line = match reply.get("event") {
+            Some(ev) if json => format!("{ev}\n"),
+            Some(ev) => match serde_json::from_value::<Event>(ev.clone()) {
+                Ok(e) => format!("{}\n", render::event_line(&e)),
+                Err(_) => return true,
+            },
+            None => return true,
+        };
+        match print_out(&line) {
+            Ok(more) => more,
+            Err(e) => {
+                failed = Some(e);
+                false
             }
         }
-        true
     });
-    tokio::select! {
+    let result = tokio::select! {
         r = printing => r,
         _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    match failed {
+        Some(e) => Err(e),
+        None => result,
     }
 }
 
@@ -88,7 +113,9 @@ pub async fn reload(socket: &Path) -> Result<bool, ClientError> {
         .into_iter()
         .flatten()
     {
-        println!("{}", line.as_str().unwrap_or_default());
+        if !print_out(&format!("{}\n", line.as_str().unwrap_or_default()))? {
+            break;
+        }
     }
     let rejected = reply["report"]["rejected"]
         .as_array()
@@ -100,12 +127,15 @@ pub async fn notify_test(socket: &Path, target: &str) -> Result<(), ClientError>
     let req = ControlRequest::NotifyTest {
         target: target.to_string(),
     };
+    let mut answer = String::new();
     request(socket, &req, |r| {
-        println!(
-            "{}",
-            r.get("answer").and_then(|a| a.as_str()).unwrap_or_default()
-        );
+        answer = r
+            .get("answer")
+            .and_then(|a| a.as_str())
+            .unwrap_or_default()
+            .to_string();
         false
     })
-    .await
+    .await?;
+    print_out(&format!("{answer}\n")).map(|_| ())
 }

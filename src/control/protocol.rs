@@ -38,6 +38,10 @@ pub struct StatusSnapshot<A = serde_json::Value> {
     pub accounts: Vec<A>,
     pub targets: Vec<serde_json::Value>,
     pub outbox: serde_json::Value,
+    /// The state database: `state` ("ok" or "failing"), `failed_commits`, `failing_since`,
+    /// `last_error`, `kept_events`, `repairs`.
+    #[serde(default)]
+    pub state_store: serde_json::Value,
 }
 
 impl<A> Default for StatusSnapshot<A> {
@@ -50,6 +54,7 @@ impl<A> Default for StatusSnapshot<A> {
             accounts: Vec::new(),
             targets: Vec::new(),
             outbox: serde_json::Value::Null,
+            state_store: serde_json::Value::Null,
         }
     }
 }

@@ -11,7 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A series' labels, in the order they are written.
 pub(super) type Labels = Vec<(&'static str, String)>;
@@ -176,6 +176,8 @@ impl Families {
             api_base: (0..Endpoint::ALL.len())
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            last_poll: Mutex::new(Instant::now()),
+            poll_interval_ms: AtomicU64::new(0),
         }
         .with_state("ok")
     }
@@ -252,6 +254,10 @@ pub struct AccountMetrics {
     client: Mutex<Option<VastClient>>,
     /// Requests counted by clients that were replaced (a reload), so the counter never drops.
     api_base: Box<[AtomicU64]>,
+    /// When the account last finished a poll (failed ones too), or was registered; with its
+    /// poll interval, tells `/health` whether the account still polls at all.
+    last_poll: Mutex<Instant>,
+    poll_interval_ms: AtomicU64,
 }
 
 /// Counters that no registry renders (actors started without one, in tests).
@@ -276,6 +282,7 @@ impl AccountMetrics {
     /// One finished poll; `error_reason` is `VastError::reason()` of a failed one.
     pub fn record_poll(&self, error_reason: Option<&str>) {
         self.polls.inc();
+        *self.last_poll.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if let Some(reason) = error_reason {
             match POLL_ERROR_REASONS.iter().position(|r| *r == reason) {
                 Some(i) => {
@@ -289,6 +296,20 @@ impl AccountMetrics {
     /// How long a poll took to fetch the account's lists.
     pub fn observe_poll_duration(&self, took: Duration) {
         self.poll_duration.observe(took.as_secs_f64());
+    }
+
+    /// The account's poll interval; `/health` expects a poll at least every few of them.
+    pub fn set_poll_interval(&self, every: Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self.poll_interval_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether no poll has finished for `intervals` poll intervals as of `now` (never while
+    /// the interval is unknown).
+    pub(super) fn stalled_at(&self, now: Instant, intervals: u32) -> bool {
+        let every = Duration::from_millis(self.poll_interval_ms.load(Ordering::Relaxed));
+        let last = *self.last_poll.lock().unwrap_or_else(|p| p.into_inner());
+        !every.is_zero() && now.saturating_duration_since(last) > every.saturating_mul(intervals)
     }
 
     /// The account's state as shown in status: one of [`ACCOUNT_STATES`].

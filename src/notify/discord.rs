@@ -237,7 +237,10 @@ impl Discord {
         Ok(Discord {
             http,
             url,
-            display: format!("{base}/api/webhooks/{webhook_id}/***"),
+            display: format!(
+                "{}/api/webhooks/{webhook_id}/***",
+                http::shown_base(endpoint, base.clone())
+            ),
             mention,
         })
     }

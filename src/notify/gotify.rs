@@ -74,7 +74,7 @@ impl Gotify {
         Ok(Gotify {
             http,
             url,
-            display: format!("{base}/message"),
+            display: format!("{}/message", http::shown_base(endpoint, base.clone())),
             token: token.clone(),
         })
     }

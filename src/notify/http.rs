@@ -3,7 +3,7 @@
 //! and the common parts of reading an answer (Retry-After, status classes, body snippets).
 
 use super::render::Rendered;
-use super::{Delivered, RateHint, SendContext, SendError};
+use super::{Delivered, RateHint, SendContext, SendError, MAX_RETRY_AFTER};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, USER_AGENT};
 use std::time::Duration;
 use url::Url;
@@ -78,7 +78,8 @@ impl Answer {
             .filter(|v| v.is_finite() && *v >= 0.0)
     }
 
-    /// `Retry-After` as seconds (fractions allowed) or an HTTP date.
+    /// `Retry-After` as seconds (fractions allowed) or an HTTP date, at most
+    /// [`MAX_RETRY_AFTER`].
     pub fn retry_after(&self) -> Option<Duration> {
         let value = self.header("retry-after")?.trim();
         if let Ok(seconds) = value.parse::<f64>() {
@@ -86,7 +87,7 @@ impl Answer {
         }
         let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
         let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
-        Some(wait.to_std().unwrap_or(Duration::ZERO))
+        Some(wait.to_std().unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
     }
 
     /// Discord-style `X-RateLimit-Remaining` / `X-RateLimit-Reset-After`.
@@ -104,10 +105,10 @@ impl Answer {
     }
 }
 
-/// A non-negative, finite number of seconds as a duration (capped at a week).
+/// A non-negative, finite number of seconds as a duration, at most [`MAX_RETRY_AFTER`].
 pub fn seconds_to_duration(seconds: f64) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0)
-        .then(|| Duration::from_secs_f64(seconds.min(7.0 * 86400.0)))
+        .then(|| Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())))
 }
 
 /// The start of an answer body on one line, for error details.
@@ -157,6 +158,16 @@ pub fn endpoint_base(endpoint: Option<&Url>) -> Option<String> {
         base.set_fragment(None);
         base.as_str().trim_end_matches('/').to_string()
     })
+}
+
+/// How the `?endpoint=` override appears in logs and `notify-test` answers: its origin only,
+/// with `/***` for a path (a relay's path may hold a token). Without an override, `default`.
+pub fn shown_base(endpoint: Option<&Url>, default: String) -> String {
+    match endpoint {
+        Some(u) if u.path().trim_matches('/').is_empty() => u.origin().ascii_serialization(),
+        Some(u) => format!("{}/***", u.origin().ascii_serialization()),
+        None => default,
+    }
 }
 
 /// A POST of `rendered` to `url`, with the body, content type and per-message headers set.
@@ -384,6 +395,14 @@ mod tests {
         );
         assert_eq!(answer(&[("retry-after", "soon")]).retry_after(), None);
         assert_eq!(answer(&[("retry-after", "-1")]).retry_after(), None);
+        // Both forms are capped: a day ahead, or a date years away, waits an hour at most.
+        for far in ["86400", "1e300", "Wed, 21 Oct 2099 07:28:00 GMT"] {
+            assert_eq!(
+                answer(&[("retry-after", far)]).retry_after(),
+                Some(MAX_RETRY_AFTER),
+                "{far}"
+            );
+        }
     }
 
     #[test]

@@ -36,9 +36,14 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a send failed, classified for the notifier actor's retry policy.
+/// The longest wait a service's `Retry-After` (or its body's `retry_after`) can impose; a longer
+/// one is cut to this (a quota reset announced a day ahead is retried hourly).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SendError {
-    /// The service asked us to wait (HTTP 429, quota): wait exactly `retry_after`, then resend.
+    /// The service asked us to wait (HTTP 429, quota): wait exactly `retry_after` (at most
+    /// [`MAX_RETRY_AFTER`]), then resend.
     #[error("rate limited: retry after {:.3}s", retry_after.as_secs_f64())]
     RateLimited { retry_after: Duration },
     /// Worth retrying with backoff. `reason`: "network", "timeout", "server", "smtp_transient", "io".

@@ -121,7 +121,7 @@ impl Ntfy {
         Ok(Ntfy {
             http,
             url,
-            display: format!("{base}/{topic}"),
+            display: format!("{}/{topic}", http::shown_base(endpoint, base.clone())),
             authorization,
         })
     }

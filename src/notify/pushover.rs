@@ -97,7 +97,10 @@ impl Pushover {
         Ok(Pushover {
             http,
             url,
-            display: format!("{base}/1/messages.json"),
+            display: format!(
+                "{}/1/messages.json",
+                http::shown_base(endpoint, base.clone())
+            ),
             user_key: user_key.clone(),
             app_token: app_token.clone(),
         })

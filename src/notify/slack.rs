@@ -155,7 +155,7 @@ impl Slack {
         Ok(Slack {
             http,
             url,
-            display: format!("{base}/services/***"),
+            display: format!("{}/services/***", http::shown_base(endpoint, base.clone())),
             mention,
         })
     }

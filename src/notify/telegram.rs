@@ -157,7 +157,10 @@ impl Telegram {
         Ok(Telegram {
             http,
             url,
-            display: format!("{base}/bot***/sendMessage"),
+            display: format!(
+                "{}/bot***/sendMessage",
+                http::shown_base(endpoint, base.clone())
+            ),
             chat_id: chat_id.to_string(),
             mention,
         })

@@ -95,7 +95,10 @@ impl Webhook {
         Ok(Webhook {
             http,
             url,
-            display: format!("{base}{path_shown}"),
+            display: format!(
+                "{}{path_shown}",
+                http::shown_base(options.endpoint, base.clone())
+            ),
             headers,
             batch_size: options.batch_size.max(1),
         })

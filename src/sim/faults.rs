@@ -42,6 +42,11 @@ pub enum Fault {
     Unauthorized401,
     /// 400 `invalid_token` on the next v1 instance page that carries an `after_token`.
     InvalidPageToken,
+    /// A 200 whose JSON is followed by whitespace up to this many bytes (a runaway body).
+    Oversized(u64),
+    /// Every row answers with another subject's id (`id` and `machine_id` one higher), as a
+    /// confused gateway or cache would.
+    ForeignRow,
 }
 
 /// How long an injected fault lasts.

@@ -66,6 +66,9 @@ pub enum Behaviour {
     TooLarge,
     /// Any status and body.
     Respond { status: u16, body: String },
+    /// HTTP 429 with exactly this `Retry-After` header (seconds or an HTTP date) and a plain
+    /// text body.
+    RetryAfterHeader(String),
 }
 
 /// An accepted message.
@@ -735,6 +738,9 @@ fn scripted_answer(shared: &Shared, incoming: &Incoming, behaviour: &Behaviour) 
     let service = incoming.service;
     match behaviour {
         Behaviour::RateLimit { retry_after } => rate_limited(shared, incoming, *retry_after),
+        Behaviour::RetryAfterHeader(value) => {
+            with_header(text(429, "Too Many Requests"), "retry-after", value.clone())
+        }
         Behaviour::QuotaExceeded => match service {
             FakeService::Ntfy => json_response(
                 429,

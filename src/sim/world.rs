@@ -1256,6 +1256,13 @@ impl World {
                     *v = Value::Null;
                 }
             }),
+            Some(Fault::ForeignRow) => for_each_row(&mut value, |row| {
+                for key in ["id", "machine_id"] {
+                    if let Some(id) = row.get(key).and_then(Value::as_u64) {
+                        row.insert(key.to_string(), Value::from(id.wrapping_add(1)));
+                    }
+                }
+            }),
             Some(Fault::StringifyField(f)) => for_each_row(&mut value, |row| {
                 if let Some(v) = row.get_mut(f) {
                     if !v.is_string() && !v.is_null() {
@@ -1274,6 +1281,10 @@ impl World {
                 outcome.body.truncate(keep);
             }
             Some(Fault::Hang(d)) => outcome.after = After::Hang(d),
+            Some(Fault::Oversized(n)) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                outcome.body.resize(n.max(outcome.body.len()), b' ');
+            }
             _ => {}
         }
         outcome

@@ -3,12 +3,13 @@
 //! Only [`super::StoreHandle`]'s writer thread uses this directly in the daemon; tests and tools may
 //! open it themselves. Every write that belongs together happens in one transaction.
 
+use super::repair::{self, LostRows, Repair, RepairAction};
 use super::StoreError;
 use crate::event::Event;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -76,35 +77,171 @@ pub struct QueuedEvent {
 
 pub struct Store {
     pub(super) conn: Connection,
+    path: PathBuf,
+    /// A repair lost the delivery positions of some targets: a target without one re-delivers
+    /// the events younger than its `max_age` instead of starting at the end of the outbox.
+    cursors_lost: bool,
+    /// Repairs made while opening or running, not yet taken by [`Store::take_repairs`].
+    repairs: Vec<Repair>,
+    /// An operation met corruption since the last [`Store::take_corruption_seen`].
+    corruption_seen: bool,
+}
+
+/// Opens the connection, sets it up and creates (or checks) the schema.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    // WAL + NORMAL survives a process crash (kill -9) without losing committed transactions;
+    // only a power loss can drop the last ones, which the outbox then re-detects.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(super::history::HISTORY_SCHEMA)?;
+    let version: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match version {
+        None => {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )?;
+        }
+        Some(v) if v == SCHEMA_VERSION.to_string() => {}
+        Some(v) => return Err(StoreError::SchemaVersion(v)),
+    }
+    Ok(conn)
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` in WAL mode.
+    /// Opens (creating if needed) the database at `path` in WAL mode, checks its integrity and
+    /// repairs what is damaged (see [`Store::take_repairs`]). A file that is not a database at
+    /// all is set aside and replaced by an empty one.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open(path)?;
-        // WAL + NORMAL survives a process crash (kill -9) without losing committed transactions;
-        // only a power loss can drop the last ones, which the outbox then re-detects.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(super::history::HISTORY_SCHEMA)?;
-        let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        match version {
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
-                    params![SCHEMA_VERSION.to_string()],
-                )?;
+        let (conn, unreadable) = match connect(path) {
+            Ok(conn) => (conn, None),
+            Err(e) if e.is_corruption() => {
+                tracing::error!(path = %path.display(), error = %e,
+                    "the state database is unreadable; it is set aside and a new one is started");
+                let at = Utc::now();
+                let set_aside = repair::set_aside(path, at)?;
+                let repair = Repair {
+                    at,
+                    problems: vec![e.to_string()],
+                    action: RepairAction::Rebuilt,
+                    tables: repair::TABLES
+                        .iter()
+                        .map(|t| {
+                            let lost = LostRows {
+                                copied: 0,
+                                unreadable: None,
+                            };
+                            (t.to_string(), lost)
+                        })
+                        .collect(),
+                    set_aside: Some(set_aside),
+                };
+                (connect(path)?, Some(repair))
             }
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => return Err(StoreError::SchemaVersion(v)),
+            Err(e) => return Err(e),
+        };
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            cursors_lost: false,
+            repairs: Vec::new(),
+            corruption_seen: false,
+        };
+        match unreadable {
+            Some(repair) => store.record(repair),
+            None => {
+                store.check_and_repair()?;
+            }
         }
-        Ok(Store { conn })
+        Ok(store)
+    }
+
+    /// Runs `PRAGMA quick_check` and repairs what it finds: damaged indexes are rebuilt in place,
+    /// anything else by copying every readable row into a fresh file (the damaged one is kept
+    /// beside it). Returns what was done, `None` when the database is sound.
+    pub fn check_and_repair(&mut self) -> Result<Option<Repair>, StoreError> {
+        let problems = repair::quick_check(&self.conn);
+        if problems.is_empty() {
+            return Ok(None);
+        }
+        tracing::error!(path = %self.path.display(), problems = %problems.join("; "),
+            "the state database is damaged; repairing it");
+        let repair = if repair::reindex(&self.conn) {
+            Repair {
+                at: Utc::now(),
+                problems,
+                action: RepairAction::IndexesRebuilt,
+                tables: BTreeMap::new(),
+                set_aside: None,
+            }
+        } else {
+            self.rebuild(problems)?
+        };
+        self.record(repair.clone());
+        Ok(Some(repair))
+    }
+
+    fn record(&mut self, repair: Repair) {
+        tracing::error!(path = %self.path.display(), action = repair.action.as_str(),
+            "state database repaired: {}", repair.summary());
+        self.cursors_lost |= repair.cursors_lost();
+        self.repairs.push(repair);
+    }
+
+    /// Copies every readable row into `state.db.rebuild`, sets the damaged file aside and puts
+    /// the fresh one in its place.
+    fn rebuild(&mut self, problems: Vec<String>) -> Result<Repair, StoreError> {
+        let fresh_path = repair::rebuild_path(&self.path);
+        let _ = std::fs::remove_file(&fresh_path);
+        let mut fresh = connect(&fresh_path)?;
+        let tables = repair::copy_readable(&self.conn, &mut fresh)?;
+        fresh.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+        drop(fresh);
+        // Closes the damaged database before its files move.
+        drop(std::mem::replace(
+            &mut self.conn,
+            Connection::open_in_memory()?,
+        ));
+        let at = Utc::now();
+        let set_aside = repair::set_aside(&self.path, at)?;
+        std::fs::rename(&fresh_path, &self.path)?;
+        self.conn = connect(&self.path)?;
+        Ok(Repair {
+            at,
+            problems,
+            action: RepairAction::Rebuilt,
+            tables,
+            set_aside: Some(set_aside),
+        })
+    }
+
+    /// The repairs made since the last call (at opening, or after corruption met at run time).
+    pub fn take_repairs(&mut self) -> Vec<Repair> {
+        std::mem::take(&mut self.repairs)
+    }
+
+    /// Notes that an operation met corruption (the writer then checks and repairs).
+    pub fn note_corruption(&mut self) {
+        self.corruption_seen = true;
+    }
+
+    pub fn take_corruption_seen(&mut self) -> bool {
+        std::mem::take(&mut self.corruption_seen)
+    }
+
+    /// Moves everything in the write-ahead log into the database file and empties the log, so
+    /// a copy of the database file alone holds every committed change.
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// Applies several commits in one transaction. Events whose id is already queued are ignored,
@@ -248,8 +385,14 @@ impl Store {
     }
 
     /// The delivery position of a target; a target seen for the first time starts at the current
-    /// end of the outbox (it does not replay history).
-    pub fn cursor_or_init(&mut self, target: &str) -> Result<i64, StoreError> {
+    /// end of the outbox (it does not replay history). After a repair that lost delivery
+    /// positions, a target without one starts before the first event created at or after
+    /// `replay_since` (its `max_age` ago): it may deliver some events again, never skip one.
+    pub fn cursor_or_init(
+        &mut self,
+        target: &str,
+        replay_since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         let existing: Option<i64> = self
             .conn
             .query_row(
@@ -261,9 +404,35 @@ impl Store {
         if let Some(seq) = existing {
             return Ok(seq);
         }
-        let seq = self.max_seq()?;
+        let seq = if self.cursors_lost {
+            let seq = self.last_seq_before(replay_since)?;
+            tracing::warn!(target, seq, "the target's delivery position was lost in a repair of the state database; it delivers again from its max_age ago");
+            seq
+        } else {
+            self.max_seq()?
+        };
         self.set_cursor(target, seq)?;
         Ok(seq)
+    }
+
+    /// The sequence number just before the first event created at or after `since`.
+    fn last_seq_before(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, created_at FROM outbox ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        let mut before = 0;
+        while let Some(row) = rows.next()? {
+            let created: String = row.get(1)?;
+            let created = DateTime::parse_from_rfc3339(&created)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(since);
+            if created >= since {
+                break;
+            }
+            before = row.get(0)?;
+        }
+        Ok(before)
     }
 
     pub fn set_cursor(&mut self, target: &str, seq: i64) -> Result<(), StoreError> {
@@ -311,6 +480,21 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Caps the database at its current size, as a full disk would (tests of the writer).
+    #[cfg(test)]
+    pub(crate) fn fill_disk(&self, full: bool) {
+        let pages: i64 = if full {
+            self.conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap()
+        } else {
+            i64::from(u32::MAX)
+        };
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .unwrap();
+    }
+
     /// Writes a raw state row (tests use it to plant corrupt state).
     pub fn put_raw_state(
         &mut self,
@@ -328,11 +512,11 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::event::{EventKind, Subject};
 
-    fn ev(id: &str) -> Event {
+    pub(in crate::store) fn ev(id: &str) -> Event {
         Event::new(
             id,
             EventKind::RentalStart,
@@ -361,7 +545,7 @@ mod tests {
             2,
             "same ids are not queued twice"
         );
-        assert_eq!(s.cursor_or_init("t1").unwrap(), 2);
+        assert_eq!(s.cursor_or_init("t1", Utc::now()).unwrap(), 2);
         let c2 = Commit {
             account: "a".into(),
             kind: "machine",

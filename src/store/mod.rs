@@ -17,11 +17,13 @@ mod db;
 mod handle;
 mod history;
 mod reader;
+mod repair;
 
 pub use db::{Commit, LoadedStates, Quarantined, QueuedEvent, Store};
-pub use handle::StoreHandle;
+pub use handle::{StoreHandle, StoreHealth, StoreOptions};
 pub use history::{EarningsDay, EarningsSource, HistoryRows, RentalRecord};
 pub use reader::{EarningsQuery, EventQuery, StoreReader};
+pub use repair::{LostRows, Repair, RepairAction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,4 +35,20 @@ pub enum StoreError {
     Corrupt(String),
     #[error("state database writer has stopped")]
     Closed,
+    #[error("state database refuses writes and {0} events already wait in memory")]
+    Full(usize),
+    #[error("state database: cannot move a damaged file aside: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether SQLite found the file damaged (as opposed to full, busy or gone).
+    pub fn is_corruption(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, DatabaseCorrupt | NotADatabase)
+        )
+    }
 }

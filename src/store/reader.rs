@@ -1,14 +1,16 @@
 //! Read-only queries for the dashboard and its API: the outbox with filters, earnings history and
 //! ended rentals. They run on a connection of their own (opened read-only, on a blocking thread),
 //! so a query that scans never holds up the writer thread's commits: WAL lets one writer and
-//! readers work at once. Must not write anything.
+//! readers work at once. When a repair replaces the database file, the next query reopens it.
+//! Must not write anything.
 
 use super::db::QueuedEvent;
 use super::history::{earnings_day, rental_record, EarningsDay, RentalRecord};
 use super::StoreError;
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OpenFlags};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,19 +40,60 @@ pub struct EarningsQuery {
 /// A cloneable handle to the read-only connection.
 #[derive(Clone)]
 pub struct StoreReader {
-    conn: Arc<Mutex<Connection>>,
+    opened: Arc<Mutex<Opened>>,
 }
 
-impl StoreReader {
-    /// Opens the database at `path` read-only; it must exist (the writer creates it).
-    pub fn open(path: &Path) -> Result<StoreReader, StoreError> {
+/// The connection and the file it reads.
+struct Opened {
+    path: PathBuf,
+    conn: Connection,
+    /// `None` when the file could not be looked at.
+    file: Option<FileId>,
+}
+
+/// A file's identity (device and inode): a repair that rebuilds the database puts a new file at
+/// the path, which the old connection would never see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileId(meta.dev(), meta.ino()))
+    }
+}
+
+impl Opened {
+    fn open(path: &Path) -> Result<Opened, StoreError> {
+        let file = FileId::of(path);
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Opened {
+            path: path.to_path_buf(),
+            conn,
+            file,
+        })
+    }
+
+    /// The connection, reopened first when the file at the path is no longer the one it reads
+    /// (the writer rebuilt a damaged database and set the old file aside).
+    fn current(&mut self) -> Result<&Connection, StoreError> {
+        if FileId::of(&self.path) != self.file {
+            *self = Opened::open(&self.path)?;
+            tracing::info!(path = %self.path.display(), "the dashboard reads the rebuilt state database");
+        }
+        Ok(&self.conn)
+    }
+}
+
+impl StoreReader {
+    /// Opens the database at `path` read-only; it must exist (the writer creates it).
+    pub fn open(path: &Path) -> Result<StoreReader, StoreError> {
         Ok(StoreReader {
-            conn: Arc::new(Mutex::new(conn)),
+            opened: Arc::new(Mutex::new(Opened::open(path)?)),
         })
     }
 
@@ -60,10 +103,10 @@ impl StoreReader {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let opened = self.opened.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
+            let mut opened = opened.lock().unwrap_or_else(|p| p.into_inner());
+            f(opened.current()?)
         })
         .await
         .map_err(|_| StoreError::Closed)?
@@ -258,5 +301,48 @@ mod tests {
         };
         assert_eq!(ids(one).await, ["a1", "a3"]);
         assert_eq!(reader.max_seq().await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_rebuilt_database_is_read_from_the_new_file() {
+        use crate::store::repair::tests::{corrupt, pages_of, populated};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        populated(&path);
+        let reader = StoreReader::open(&path).unwrap();
+        assert_eq!(reader.max_seq().await.unwrap(), 300);
+        // The writer finds a damaged page, rebuilds the database into a new file and goes on
+        // writing there; the old file is set aside.
+        corrupt(&path, pages_of(&path, "subjects")[2]);
+        let mut store = Store::open(&path).unwrap();
+        assert!(store
+            .take_repairs()
+            .pop()
+            .expect("a repair")
+            .set_aside
+            .is_some());
+        let commit = Commit {
+            account: "a".into(),
+            kind: "machine",
+            id: "new".into(),
+            state: None,
+            events: vec![event(
+                "after",
+                EventKind::RentalStart,
+                "a",
+                Subject::Account { id: "a".into() },
+            )],
+        };
+        store.apply(&[commit], Utc::now()).unwrap();
+        assert_eq!(
+            reader.max_seq().await.unwrap(),
+            301,
+            "the reader follows the new file"
+        );
+        let newest = EventQuery {
+            limit: 1,
+            ..EventQuery::default()
+        };
+        assert_eq!(reader.events(newest).await.unwrap()[0].event.id, "after");
     }
 }

@@ -30,6 +30,8 @@ pub const INSTANCES_PAGE_LIMIT: u32 = 25;
 const ORDER_BY_ID_ASC: &str = r#"[{"col":"id","dir":"asc"}]"#;
 /// Bound on v1 pages per listing, so a server that keeps returning tokens cannot loop us forever.
 const MAX_PAGES: usize = 10_000;
+/// The largest response body read (a machine list of thousands of machines is a few MiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Timeouts, retries and pacing of a client. `Default` gives production values; tests use
 /// milliseconds.
@@ -221,7 +223,13 @@ impl VastClient {
                 &format!("/api/v0/machines/{id}/"),
                 &[("owner", "me".into())],
                 None,
-                |body| machine_from_detail(decode_json(body, secret)?, body, secret),
+                |body| {
+                    let row = machine_from_detail(decode_json(body, secret)?, body, secret)?;
+                    if let Some(row) = &row {
+                        check_lookup_id("machine", id, row.key(), body, secret)?;
+                    }
+                    Ok(row)
+                },
             )
             .await;
         none_if_not_found(result)
@@ -349,9 +357,10 @@ impl VastClient {
                         },
                         Some(row) => row,
                     };
-                    Instance::deserialize(row)
-                        .map(Some)
-                        .map_err(|e| decode_error(&e.to_string(), false, body, secret))
+                    let row = Instance::deserialize(row)
+                        .map_err(|e| decode_error(&e.to_string(), false, body, secret))?;
+                    check_lookup_id("instance", id, row.id, body, secret)?;
+                    Ok(Some(row))
                 },
             )
             .await;
@@ -457,10 +466,10 @@ impl VastClient {
                 .send()
                 .await;
             let last = match sent {
-                Ok(resp) if resp.status().is_success() => match resp.text().await {
-                    Ok(text) => return Ok(text),
-                    Err(e) => transport_error(e, self.secret()),
-                },
+                Ok(resp) if resp.status().is_success() => {
+                    let bytes = read_capped(resp, self.secret()).await?;
+                    return Ok(String::from_utf8_lossy(&bytes).into_owned());
+                }
                 Ok(resp) => match resp.status().as_u16() {
                     403 | 404 => VastError::NotFound,
                     429 => VastError::RateLimited {
@@ -613,12 +622,60 @@ impl VastClient {
             .await
             .map_err(|e| transport_error(e, secret))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(e, secret))?;
+        let bytes = read_capped(response, secret).await?;
         check_status(status, &bytes, secret)?;
         Ok(bytes)
+    }
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`]; a longer one is an error (never buffered whole).
+async fn read_capped(mut response: reqwest::Response, secret: &str) -> VastResult<bytes::Bytes> {
+    let too_large = || VastError::TooLarge {
+        limit_mib: MAX_BODY_BYTES / (1024 * 1024),
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(e, secret))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The lookup of one subject must answer for that subject: a row with another (or no) id is a
+/// fault of the answer, never the asked subject's state.
+fn check_lookup_id(
+    what: &str,
+    asked: u64,
+    found: Option<u64>,
+    body: &[u8],
+    secret: &str,
+) -> VastResult<()> {
+    match found {
+        Some(id) if id == asked => Ok(()),
+        Some(id) => Err(decode_error(
+            &format!("the lookup of {what} {asked} answered {what} {id}"),
+            false,
+            body,
+            secret,
+        )),
+        None => Err(decode_error(
+            &format!("the lookup of {what} {asked} answered a row without an id"),
+            false,
+            body,
+            secret,
+        )),
     }
 }
 

@@ -27,6 +27,9 @@ pub enum VastError {
     /// The body could not be decoded (truncated, HTML where JSON was expected, wrong shape).
     #[error("could not decode the Vast response: {detail}")]
     Decode { detail: String },
+    /// The body is larger than the client reads (`MAX_BODY_BYTES`); not read further.
+    #[error("the Vast response is larger than {limit_mib} MiB; not read")]
+    TooLarge { limit_mib: usize },
     /// No complete answer within the request timeout.
     #[error("timed out waiting for Vast")]
     Timeout,
@@ -52,7 +55,8 @@ impl VastError {
             VastError::RateLimited { .. }
             | VastError::Timeout
             | VastError::Network { .. }
-            | VastError::Decode { .. } => true,
+            | VastError::Decode { .. }
+            | VastError::TooLarge { .. } => true,
             VastError::Upstream { status } => *status >= 500,
             VastError::Api { error, .. } => error == LOGS_NOT_READY,
             VastError::Unauthorized { .. } | VastError::NotFound => false,
@@ -66,7 +70,7 @@ impl VastError {
             VastError::NotFound => "not_found",
             VastError::RateLimited { .. } => "rate_limited",
             VastError::Upstream { .. } => "upstream",
-            VastError::Decode { .. } => "decode",
+            VastError::Decode { .. } | VastError::TooLarge { .. } => "decode",
             VastError::Timeout => "timeout",
             VastError::Network { .. } => "network",
             VastError::Api { .. } => "api",

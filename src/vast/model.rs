@@ -59,8 +59,24 @@ impl Lenient for i64 {
 }
 
 impl Lenient for u64 {
+    /// Ids and counts: every integer up to `u64::MAX` exactly (not through `i64`, which would
+    /// collapse every id above `i64::MAX` into one), a numeric string, or a float that is a whole
+    /// number small enough to be exact (2^53); anything else is absent rather than wrong.
     fn from_value(v: Value) -> Option<u64> {
-        i64::from_value(v).and_then(|i| u64::try_from(i).ok())
+        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+        let whole = |f: f64| {
+            (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= EXACT).then_some(f as u64)
+        };
+        match v {
+            Value::Number(n) => n.as_u64().or_else(|| n.as_f64().and_then(whole)),
+            Value::String(s) => {
+                let s = s.trim();
+                s.parse()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().and_then(whole))
+            }
+            _ => None,
+        }
     }
     fn to_value(&self) -> Value {
         Value::from(*self)
@@ -374,6 +390,49 @@ mod tests {
         let out = serde_json::to_string(&m).unwrap();
         assert!(!out.contains("SECRET"));
         assert!(out.contains("brand_new"));
+    }
+
+    #[test]
+    fn ids_above_i64_max_stay_distinct() {
+        let ids = [
+            r#"{"id": 9223372036854775808}"#,
+            r#"{"id": 9223372036854775809}"#,
+            r#"{"id": 18446744073709551615}"#,
+            r#"{"id": "18446744073709551614"}"#,
+        ];
+        let keys: Vec<Option<u64>> = ids
+            .iter()
+            .map(|j| serde_json::from_str::<Machine>(j).unwrap().key())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                Some(9_223_372_036_854_775_808),
+                Some(9_223_372_036_854_775_809),
+                Some(u64::MAX),
+                Some(u64::MAX - 1)
+            ]
+        );
+        // Not exact, or not an id at all: absent rather than another machine's id.
+        for bad in [
+            r#"{"id": 1e19}"#,
+            r#"{"id": 12.5}"#,
+            r#"{"id": -3}"#,
+            r#"{"id": "18446744073709551616"}"#,
+        ] {
+            assert_eq!(
+                serde_json::from_str::<Machine>(bad).unwrap().key(),
+                None,
+                "{bad}"
+            );
+        }
+        let m: Machine = serde_json::from_str(r#"{"id": 12345.0}"#).unwrap();
+        assert_eq!(m.key(), Some(12345));
+        let back = serde_json::to_string(
+            &serde_json::from_str::<Machine>(r#"{"id": 18446744073709551615}"#).unwrap(),
+        )
+        .unwrap();
+        assert!(back.contains("18446744073709551615"), "{back}");
     }
 
     #[test]

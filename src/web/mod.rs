@@ -23,7 +23,7 @@ mod stream;
 
 pub use access::CONTENT_SECURITY_POLICY;
 
-use crate::actors::supervisor::{RefreshStatus, StatusDemand, Supervisor};
+use crate::actors::supervisor::{StatusDemand, Supervisor};
 use crate::config::model::BasicAuth;
 use crate::fleet::{FleetCache, FleetStatus};
 use crate::metrics::Metrics;
@@ -33,12 +33,6 @@ use axum::Router;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// A snapshot older than this is refreshed before an API answer, if that is quick.
-const STALE_SNAPSHOT: Duration = Duration::from_secs(2);
-/// How long an answer waits for that refresh before using the older snapshot.
-const REFRESH_WAIT: Duration = Duration::from_millis(80);
 
 /// What the dashboard reads.
 #[derive(Clone)]
@@ -54,17 +48,10 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    /// The latest snapshot, refreshed first when nobody asked for one lately (waiting at most
-    /// [`REFRESH_WAIT`]).
+    /// The latest snapshot, refreshed first when nobody asked for one lately
+    /// ([`StatusDemand::asked_fresh`]).
     async fn fresh(&self) {
-        let stale = self
-            .demand
-            .last_request()
-            .is_none_or(|t| t.elapsed() > STALE_SNAPSHOT);
-        self.demand.asked();
-        if let (true, Some(sup)) = (stale, &self.supervisor) {
-            let _ = tokio::time::timeout(REFRESH_WAIT, sup.send(RefreshStatus)).await;
-        }
+        self.demand.asked_fresh(self.supervisor.as_ref()).await;
     }
 
     /// The snapshot's JSON as published, fresh.

@@ -87,13 +87,26 @@ impl Daemon {
         assert!(status.success(), "kill -{name}");
     }
 
-    fn wait_ready(&self) {
-        let socket = self.config.parent().unwrap().join("control.sock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "daemon not ready within 10s");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Whether the daemon still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon runs").id()
+    }
+
+    /// Limits the size of the files the daemon writes (RLIMIT_FSIZE, set from outside with
+    /// prlimit): with `Some(0)` every write to a file fails with EFBIG, as on a full disk (the
+    /// daemon ignores SIGXFSZ). `None` lifts the limit. Works without privileges and as root.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        limit_file_size(self.pid(), bytes);
+    }
+
+    pub fn wait_ready(&self) {
+        wait_for_socket(&self.config.parent().unwrap().join("control.sock"));
     }
 
     /// SIGTERM, then waits (10 s at most) for a clean exit.
@@ -116,6 +129,42 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Waits (10 s at most) until a daemon answers on `socket`.
+pub fn wait_for_socket(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(Instant::now() < deadline, "daemon not ready within 10s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A TCP port free right now on 127.0.0.1 (for `http_listen`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// See [`Daemon::limit_file_size`].
+pub fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain values in, no old limit read back.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
 impl Drop for Daemon {

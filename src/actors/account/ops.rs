@@ -159,10 +159,13 @@ impl AccountActor {
     }
 
     /// The state shown in status and metrics: the polling health, or "degraded" when polling
-    /// works but some machine's or instance's actor is backing off.
+    /// works but some machine's or instance's actor is backing off, or the state database
+    /// refuses the commits of what polling finds.
     pub(super) fn status_state(&self) -> &'static str {
         let health = self.health.state.as_str();
-        if health == "ok" && self.restart_logs.values().any(|l| l.degraded()) {
+        let degraded = self.restart_logs.values().any(|l| l.degraded())
+            || self.store.health().borrow().failing();
+        if health == "ok" && degraded {
             "degraded"
         } else {
             health
