@@ -1,7 +1,7 @@
 //! `vast-supervisor run`: wires configuration, state, the actor tree, the control socket and
 //! signals together. Owns process-level concerns only (state directory, signal handling, systemd
-//! notifications, the metrics listener, exit); everything that watches or delivers lives in
-//! `actors`.
+//! notifications, the HTTP listener, exit); everything that watches or delivers lives in
+//! `actors`, everything the listener serves in `web`.
 //!
 //! The process never lives on without its supervisor: if a panic ends the supervisor actor the
 //! daemon logs it and exits 1 (the service manager restarts it). SIGTERM/SIGINT always end the
@@ -15,15 +15,18 @@ use crate::actors::supervisor::{AccountOverrides, Reload, Shutdown};
 use crate::actors::{Supervisor, SupervisorOptions};
 use crate::config::{self, LoadedConfig};
 use crate::control::{self, ControlContext, PublishedStatus};
-use crate::store::StoreHandle;
+use crate::fleet::FleetCache;
+use crate::store::{StoreHandle, StoreReader};
 use crate::systemd;
 use crate::vast::ClientOptions;
+use crate::{history, web};
 use actix::prelude::*;
 use anyhow::Context as _;
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long SIGTERM may take at most: the notifiers' flush plus the time to stop the actors.
@@ -74,9 +77,14 @@ pub fn load_config(dir: &Path) -> Result<LoadedConfig, ConfigurationError> {
 pub fn open_store(state_dir: &Path) -> anyhow::Result<StoreHandle> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
-    let path = state_dir.join("state.db");
+    let path = state_db(state_dir);
     StoreHandle::open(&path)
         .with_context(|| format!("cannot open the state database {}", path.display()))
+}
+
+/// The state database in `state_dir`.
+fn state_db(state_dir: &Path) -> PathBuf {
+    state_dir.join("state.db")
 }
 
 /// Called first thing in `main`, before any thread exists: blocks SIGHUP, so one that arrives
@@ -152,8 +160,17 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         let loaded = load_config(&opts.config_dir)?;
         let globals = loaded.globals.clone();
         let store = open_store(&globals.state_dir)?;
-        // Bound before any actor starts, so a socket that cannot be created stops the start-up
-        // with its error (and nothing half-started).
+        // The listeners are bound and the dashboard's reader opened before any actor starts, so
+        // a port, socket or database that cannot be used stops the start-up with its error (and
+        // nothing half-started).
+        let http_listener = match globals.http_listen {
+            Some(addr) => Some(web::bind(addr).await.with_context(|| format!("cannot listen on {addr} (http_listen)"))?),
+            None => None,
+        };
+        let dashboard_reader = match (&http_listener, globals.dashboard) {
+            (Some(_), true) => Some(StoreReader::open(&state_db(&globals.state_dir))?),
+            _ => None,
+        };
         let control_listener = control::bind(&globals.control_socket)
             .await
             .with_context(|| format!("cannot open the control socket {}", globals.control_socket.display()))?;
@@ -167,19 +184,28 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         };
         let (status_tx, status_rx) = tokio::sync::watch::channel(PublishedStatus::default());
         let supervisor = Supervisor::from_config(&loaded, store.clone(), sup_opts).with_status(status_tx);
-        let metrics_server = match globals.http_listen {
-            Some(addr) => {
-                let server = crate::metrics::serve(addr, supervisor.metrics())
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
-                tracing::info!(addr = %server.local_addr(), "serving /metrics and /health");
+        let metrics = supervisor.metrics();
+        let fleet = Arc::new(FleetCache::new(status_rx.clone()));
+        metrics.attach_fleet(fleet.clone());
+        let history = actix::spawn(history::follow(store.clone()));
+        let demand = supervisor.status_demand();
+        let mut lifeline = supervisor.lifeline();
+        let supervisor = supervisor.start();
+        let metrics_server = match http_listener {
+            Some(listener) => {
+                let dashboard = dashboard_reader.map(|reader| web::Dashboard {
+                    fleet,
+                    demand: demand.clone(),
+                    supervisor: Some(supervisor.clone()),
+                    store: store.clone(),
+                    reader,
+                });
+                let server = web::serve(listener, web::router(metrics, dashboard, globals.http_basic_auth.clone()))?;
+                tracing::info!(addr = %server.local_addr(), dashboard = globals.dashboard, "serving /metrics and /health");
                 Some(server)
             }
             None => None,
         };
-        let demand = supervisor.status_demand();
-        let mut lifeline = supervisor.lifeline();
-        let supervisor = supervisor.start();
         // READY=1 goes out with the first status snapshot, once every account has loaded its state.
         let announce = actix::spawn(systemd::announce(status_rx.clone()));
         let watchdog = systemd::watchdog_interval().map(|every| actix::spawn(systemd::watchdog(every)));
@@ -213,6 +239,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             w.abort();
         }
         drop(metrics_server);
+        history.abort();
         let _ = std::fs::remove_file(&globals.control_socket);
         if let Err(e) = stopped {
             // Whatever still runs (a blocked reload, an actor) must not hold the process: every

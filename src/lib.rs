@@ -10,11 +10,14 @@
 //! - [`actors`]: the actix actor tree that schedules polls, runs the core and delivers.
 //! - [`notify`]: one renderer and sender per notification service.
 //! - [`event`]: the event vocabulary shared by all of the above.
+//! - [`fleet`]: the published status snapshot read back into types for the dashboard and metrics.
+//! - [`history`]: earnings and rental history projected from the outbox for the dashboard.
 //! - [`import`]: `vast-supervisor import`, moving in from vast-monitor.
 //! - [`logs_command`]: `vast-supervisor logs`, an instance's log on the terminal.
 //! - [`backoff`]: the jittered exponential backoff of every retry loop.
 //! - [`signals`]: Ctrl+C for the interactive commands, through signal-hook like the daemon.
 //! - [`metrics`], [`systemd`]: operations (Prometheus metrics and health, sd_notify).
+//! - [`web`]: the HTTP listener: metrics, health, the dashboard and its JSON API.
 
 pub mod actors;
 pub mod backoff;
@@ -26,6 +29,8 @@ pub mod daemon;
 pub mod demo;
 pub mod detect;
 pub mod event;
+pub mod fleet;
+pub mod history;
 pub mod import;
 pub mod logging;
 pub mod logs_command;
@@ -37,3 +42,4 @@ pub mod store;
 pub mod systemd;
 pub mod util;
 pub mod vast;
+pub mod web;

@@ -433,6 +433,59 @@ fn globals_belong_in_the_main_file() {
 }
 
 #[test]
+fn dashboard_and_basic_auth_file_are_main_file_keys_checked_at_their_values() {
+    let c = ConfigDir::new();
+    c.write("secrets/web", "admin:Dashboard-Secret-42\n");
+    c.write("secrets/bad", "no colon here\n");
+    c.write("secrets/empty-password", "admin:\n");
+    let main = c.write(
+        "vast-supervisor.toml",
+        "http_listen = \"127.0.0.1:9477\"\ndashboard = false\nhttp_basic_auth_file = \"secrets/web\"\n",
+    );
+    let loaded = c.load();
+    assert!(messages(&loaded).is_empty(), "{:?}", messages(&loaded));
+    assert!(!loaded.globals.dashboard);
+    let auth = loaded.globals.http_basic_auth.clone().expect("auth read");
+    assert_eq!(auth.user, "admin");
+    assert_eq!(auth.password.expose(), "Dashboard-Secret-42");
+    assert!(!format!("{:?}", loaded.globals).contains("Dashboard-Secret-42"));
+    assert!(
+        vast_supervisor::config::model::Globals::default().dashboard,
+        "on by default"
+    );
+
+    c.write(
+        "vast-supervisor.toml",
+        "dashboard = \"yes\"\nhttp_basic_auth_file = \"secrets/bad\"\nhttp_basic_auth = \"x\"\n",
+    );
+    let m = main.display();
+    let dir = main.parent().unwrap().display();
+    let got = messages(&c.load());
+    assert_eq!(
+        got,
+        vec![
+            format!("{m}:1:13: dashboard must be true or false, found string"),
+            format!("{m}:2:24: http_basic_auth_file \"{dir}/secrets/bad\" must hold one line user:password, both non-empty"),
+            format!("{m}:3:1: unknown key \"http_basic_auth\" (did you mean \"http_basic_auth_file\"?)"),
+        ]
+    );
+    c.write(
+        "vast-supervisor.toml",
+        "http_basic_auth_file = \"secrets/empty-password\"\n",
+    );
+    assert_eq!(messages(&c.load()).len(), 1);
+    c.write(
+        "vast-supervisor.toml",
+        "http_basic_auth_file = \"secrets/missing\"\n",
+    );
+    let got = messages(&c.load());
+    assert!(
+        got[0].starts_with(&format!("{m}:1:24: cannot read http_basic_auth_file")),
+        "{got:?}"
+    );
+}
+
+#[test]
 fn missing_directory_is_a_diagnostic() {
     let c = ConfigDir::new();
     let missing = c.path().join("nope");
@@ -911,6 +964,27 @@ fn files_that_are_not_regular_or_too_large_are_refused_without_hanging() {
             .unwrap()
     });
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The dashboard's password file goes through the same bounded, regular-file-only reading as
+/// every secret file: a FIFO is an error at its line (and the main file is rejected), not a hang.
+#[test]
+fn a_fifo_as_http_basic_auth_file_is_an_error_not_a_hang() {
+    let c = ConfigDir::new();
+    mkfifo(&c.path().join("web.fifo"));
+    let main = c.write(
+        "vast-supervisor.toml",
+        "http_listen = \"127.0.0.1:9477\"\nhttp_basic_auth_file = \"web.fifo\"\n",
+    );
+    let dir = c.path().to_path_buf();
+    let loaded = bounded("loading", move || load_dir_with_env(&dir, &no_env));
+    let (m, d) = (main.display(), c.path().display());
+    assert_eq!(
+        messages(&loaded),
+        [format!("{m}:2:24: cannot read http_basic_auth_file \"{d}/web.fifo\": it is a FIFO (named pipe), not a regular file")]
+    );
+    assert!(loaded.globals.http_basic_auth.is_none());
+    assert!(loaded.rejected_main_file().is_some());
 }
 
 /// Issue 11 item 6: no silent fallbacks. A main file that cannot be used is reported (a symlink

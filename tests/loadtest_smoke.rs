@@ -42,6 +42,9 @@ fn load_harness_measures_a_small_fleet() {
     assert!(r.rss_mib > 1.0 && r.hwm_mib >= r.rss_mib, "RSS {r:?}");
     assert!(r.cpu_fraction >= 0.0 && r.startup_cpu_s >= 0.0);
     assert!(r.status_ms.n > 0 && r.status_bytes > 0);
+    let dashboard = r.dashboard.as_ref().expect("the dashboard was measured");
+    assert_eq!(dashboard.paths.len(), 8);
+    assert!(dashboard.paths.iter().all(|p| p.ms.n > 0 && p.bytes > 0));
     assert!(r.reload_unchanged_ms.is_some() && r.reload_all_changed_ms.is_some());
     assert!(
         r.reload_lines.iter().any(|l| l.contains("acct-000")),

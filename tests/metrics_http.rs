@@ -12,10 +12,11 @@ use vast_supervisor::actors::supervisor::Shutdown;
 use vast_supervisor::actors::{Supervisor, SupervisorOptions};
 use vast_supervisor::config::{parse_target_url, AccountConfig, TargetConfig, TargetUrl};
 use vast_supervisor::event::EventKind;
-use vast_supervisor::metrics::{self, POLL_ERROR_REASONS, SEND_FAILURE_REASONS};
+use vast_supervisor::metrics::{POLL_ERROR_REASONS, SEND_FAILURE_REASONS};
 use vast_supervisor::sim::{Fault, FaultDuration, MachineSpec, RentalKind, SimCloud, SimHandle};
 use vast_supervisor::store::StoreHandle;
 use vast_supervisor::vast::ClientOptions;
+use vast_supervisor::web;
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -80,8 +81,9 @@ fn parse_labels(s: &str) -> Result<(BTreeMap<String, String>, &str), String> {
 }
 
 /// A strict parser of the text exposition format: every line is `# HELP`, `# TYPE` or a sample;
-/// every sample's family has HELP then TYPE before it and its samples are contiguous; counters
-/// end in `_total`; no series appears twice.
+/// every sample's family has HELP then TYPE before it and its samples are contiguous (a
+/// histogram's are `_bucket`, `_sum` and `_count`); counters end in `_total`; no series appears
+/// twice.
 fn parse_exposition(text: &str) -> Result<BTreeMap<SeriesKey, f64>, String> {
     if !text.ends_with('\n') {
         return Err("the text must end with a newline".into());
@@ -113,7 +115,7 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<SeriesKey, f64>, String> {
             if current.as_deref() != Some(name) || typed.contains_key(name) {
                 return Err(err("TYPE must follow its HELP, once".into()));
             }
-            if !["counter", "gauge"].contains(&kind) {
+            if !["counter", "gauge", "histogram"].contains(&kind) {
                 return Err(err(format!("unexpected type {kind}")));
             }
             if kind == "counter" && !name.ends_with("_total") {
@@ -126,10 +128,22 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<SeriesKey, f64>, String> {
             let name_end = line
                 .find(['{', ' '])
                 .ok_or_else(|| err("sample without value".into()))?;
-            let name = &line[..name_end];
-            if !valid_metric_name(name) {
+            let sample_name = &line[..name_end];
+            if !valid_metric_name(sample_name) {
                 return Err(err("invalid metric name".into()));
             }
+            // A histogram's samples are its _bucket, _sum and _count series.
+            let name = match current.as_deref() {
+                Some(family)
+                    if typed.get(family).map(String::as_str) == Some("histogram")
+                        && ["_bucket", "_sum", "_count"]
+                            .iter()
+                            .any(|suffix| sample_name == format!("{family}{suffix}")) =>
+                {
+                    family
+                }
+                _ => sample_name,
+            };
             if current.as_deref() != Some(name) || !typed.contains_key(name) {
                 return Err(err("sample outside its family (missing HELP/TYPE)".into()));
             }
@@ -146,7 +160,10 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<SeriesKey, f64>, String> {
             if typed[name] == "counter" && value < 0.0 {
                 return Err(err("negative counter".into()));
             }
-            if series.insert((name.to_string(), labels), value).is_some() {
+            if series
+                .insert((sample_name.to_string(), labels), value)
+                .is_some()
+            {
                 return Err(err("series repeated".into()));
             }
         }
@@ -161,6 +178,8 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<SeriesKey, f64>, String> {
 fn the_strict_parser_rejects_malformed_text() {
     let good = "# HELP a_total x\n# TYPE a_total counter\na_total{k=\"v\\\"\"} 1\n";
     assert!(parse_exposition(good).is_ok());
+    let histogram = "# HELP h x\n# TYPE h histogram\nh_sum 1.5\nh_count 2\nh_bucket{le=\"1.0\"} 1\nh_bucket{le=\"+Inf\"} 2\n";
+    assert!(parse_exposition(histogram).is_ok());
     for bad in [
         "a_total 1\n",
         "# HELP a_total x\na_total 1\n",
@@ -170,6 +189,7 @@ fn the_strict_parser_rejects_malformed_text() {
         "# HELP a_total x\n# TYPE a_total counter\na_total one\n",
         "# HELP a_total x\n# TYPE a_total counter\na_total 1",
         "# HELP g x\n# TYPE g gauge\n# HELP h x\n# TYPE h gauge\nh 1\ng 1\n",
+        "# HELP h x\n# TYPE h histogram\nh_total 1\n",
     ] {
         assert!(parse_exposition(bad).is_err(), "accepted {bad:?}");
     }
@@ -309,11 +329,16 @@ async fn scenario(dir: &std::path::Path) {
         store,
         opts,
     );
-    let server = metrics::serve("127.0.0.1:0".parse().unwrap(), sup.metrics())
-        .await
-        .unwrap();
+    let listener = web::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server = web::serve(listener, web::router(sup.metrics(), None, None)).unwrap();
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0, "the bound port is discoverable");
+    let no_dashboard = reqwest::get(format!("http://{addr}/")).await.unwrap();
+    assert_eq!(
+        no_dashboard.status(),
+        404,
+        "dashboard = false serves no pages"
+    );
 
     // Before any poll: every labelled series exists, at zero.
     let s = scrape(addr).await;
@@ -395,8 +420,20 @@ async fn scenario(dir: &std::path::Path) {
                 &[("target", "broken"), ("reason", "network")],
             ) >= Some(1.0)
             && get(s, "target_queue_depth", &[("target", "broken")]) >= Some(1.0)
+            && get(s, "poll_duration_seconds_count", &[("account", "acme")]) >= Some(2.0)
+            && get(s, "delivery_duration_seconds_count", &[("target", "file")]) >= Some(2.0)
+            && get(
+                s,
+                "delivery_duration_seconds_count",
+                &[("target", "broken")],
+            ) >= Some(1.0)
     })
     .await;
+    let s = scrape(addr).await;
+    let process = |name: &str| s.get(&(name.to_string(), BTreeMap::new())).copied();
+    assert!(process("process_resident_memory_bytes") > Some(0.0));
+    assert!(process("process_open_fds") > Some(0.0));
+    assert!(process("process_cpu_seconds_total") >= Some(0.0));
     sim.start_rental("acme", 101, "r1", vec![0u32], RentalKind::OnDemand, 10.0)
         .unwrap();
     wait_metrics(addr, "rental_start counted", |s| {

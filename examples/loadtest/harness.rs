@@ -17,6 +17,9 @@
 
 #![allow(dead_code)] // the example and the smoke test use different parts
 
+#[path = "dashboard.rs"]
+pub mod dashboard;
+
 use anyhow::{bail, Context as _};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -86,6 +89,10 @@ pub struct LoadSpec {
     pub status_every: Option<Duration>,
     /// Time `reload` after the window: unchanged files, then every file changed.
     pub reload: bool,
+    /// Serve the dashboard (`http_listen`) and time its pages and API after the window ...
+    pub dashboard: bool,
+    /// ... and its first render in Chromium, when installed.
+    pub browser: bool,
     pub seed: u64,
     /// Keep this many idle connections and `events --follow` clients on the control socket
     /// during the window (the `status` figures are then taken among them).
@@ -108,6 +115,8 @@ impl LoadSpec {
             // about 20 ms), often enough for a distribution.
             status_every: Some(Duration::from_secs(5)),
             reload: true,
+            dashboard: false,
+            browser: false,
             seed: 0x10ad,
             crowd: None,
         }
@@ -125,6 +134,8 @@ impl LoadSpec {
             duration: Duration::from_secs(3),
             status_every: Some(Duration::from_millis(500)),
             reload: true,
+            dashboard: true,
+            browser: false,
             seed: 0x5e0e,
             crowd: None,
         }
@@ -209,6 +220,7 @@ pub struct LoadReport {
     pub change_latency_ms: Stats,
     pub status_ms: Stats,
     pub status_bytes: usize,
+    pub dashboard: Option<dashboard::DashboardReport>,
     pub reload_unchanged_ms: Option<f64>,
     pub reload_all_changed_ms: Option<f64>,
     pub reload_lines: Vec<String>,
@@ -278,7 +290,12 @@ async fn run_async(spec: &LoadSpec, launcher: &Launcher) -> anyhow::Result<LoadR
     let sim = SimCloud::start("127.0.0.1:0".parse()?).await?;
     let fake = FakeServices::try_start().await?;
     let mut slots = populate(&sim, spec)?;
-    let config = write_config(dir, spec, &sim, &fake)?;
+    let http_port = spec
+        .dashboard
+        .then(|| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()))
+        .transpose()?
+        .map(|a| a.port());
+    let config = write_config(dir, spec, &sim, &fake, http_port)?;
     let poll_override = (spec.poll < MIN_CONFIG_POLL).then_some(spec.poll);
     let log_path = dir.join("daemon.log");
     let log = std::fs::File::create(&log_path)?;
@@ -296,6 +313,18 @@ async fn run_async(spec: &LoadSpec, launcher: &Launcher) -> anyhow::Result<LoadR
         spec, &sim, &fake, &mut slots, &config, &socket, pid, spawned,
     )
     .await;
+    let result = match (result, http_port) {
+        (Ok(mut report), Some(port)) => {
+            let base = format!("http://127.0.0.1:{port}");
+            dashboard::measure(&base, machine_id(0, 0), spec.browser)
+                .await
+                .map(|d| {
+                    report.dashboard = Some(d);
+                    report
+                })
+        }
+        (other, _) => other,
+    };
     let stopped = daemon.terminate().await;
     sim.shutdown();
     match (result, stopped) {
@@ -372,21 +401,26 @@ fn account_file(spec: &LoadSpec, sim: &SimHandle, a: usize, extra: &str) -> Stri
     text
 }
 
-/// vast-supervisor.toml plus conf.d/ with the webhook target and one file per account.
+/// vast-supervisor.toml (with `http_listen` on `http_port`, if given) plus conf.d/ with the
+/// webhook target and one file per account.
 fn write_config(
     dir: &Path,
     spec: &LoadSpec,
     sim: &SimHandle,
     fake: &FakeServices,
+    http_port: Option<u16>,
 ) -> anyhow::Result<PathBuf> {
     let config = dir.join("etc");
     std::fs::create_dir_all(config.join("conf.d"))?;
     std::fs::write(
         config.join("vast-supervisor.toml"),
         format!(
-            "state_dir = \"{}\"\ncontrol_socket = \"{}\"\n",
+            "state_dir = \"{}\"\ncontrol_socket = \"{}\"\n{}",
             dir.join("state").display(),
-            dir.join("control.sock").display()
+            dir.join("control.sock").display(),
+            http_port.map_or(String::new(), |p| format!(
+                "http_listen = \"127.0.0.1:{p}\"\n"
+            )),
         ),
     )?;
     // startup_summary carries every machine's summary (megabytes with 5,000 machines), which a

@@ -61,6 +61,10 @@ struct LoadArgs {
     /// Skip the reload measurement
     #[arg(long, global = true)]
     no_reload: bool,
+    /// Serve the dashboard and time its pages, its API and (with Chromium and chromedriver
+    /// installed) its first render in a browser after the window
+    #[arg(long, global = true)]
+    dashboard: bool,
     /// Keep IDLE idle connections and FOLLOW `events --follow` clients on the control socket
     /// during the window, e.g. `200,8` (status is then measured among them)
     #[arg(long, global = true, value_name = "IDLE,FOLLOW", value_parser = crowd)]
@@ -81,6 +85,8 @@ impl LoadArgs {
             duration: self.duration,
             status_every: (!self.status_every.is_zero()).then_some(self.status_every),
             reload: !self.no_reload,
+            dashboard: self.dashboard,
+            browser: self.dashboard,
             seed: self.seed,
             crowd: self.control_crowd,
         }
@@ -307,6 +313,26 @@ fn print_load(title: &str, r: &LoadReport) {
             r.status_bytes
         );
     }
+    if let Some(d) = &r.dashboard {
+        for p in &d.paths {
+            println!(
+                "   GET {:<24} {} ({} bytes)",
+                p.path,
+                fmt_stats(&p.ms),
+                p.bytes
+            );
+        }
+        if let (Some(paint), Some(load)) = (&d.first_paint_ms, &d.load_ms) {
+            println!(
+                "   browser: first contentful paint of / {}",
+                fmt_stats(paint)
+            );
+            println!(
+                "   browser: load event of /               {}",
+                fmt_stats(load)
+            );
+        }
+    }
     if let (Some(a), Some(b)) = (r.reload_unchanged_ms, r.reload_all_changed_ms) {
         println!("   reload: unchanged files {a:.0} ms, every account file changed {b:.0} ms");
     }
@@ -348,6 +374,7 @@ fn run_all(
         duration: scale(20),
         status_every: Duration::ZERO,
         no_reload: true,
+        dashboard: false,
         seed: 0x7407,
         control_crowd: None,
     };

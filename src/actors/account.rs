@@ -93,6 +93,8 @@ pub struct AccountActor {
     supervisor: Option<Recipient<FirstPollDone>>,
     /// The last successful poll.
     last_poll: Option<DateTime<Utc>>,
+    /// When the credit was last read (see [`AccountConfig::credit_due`]).
+    credit_read_at: Option<DateTime<Utc>>,
     record: AccountRecord,
     local_clock: LocalClock,
     /// The latest summary of each machine and instance, for status.
@@ -145,6 +147,7 @@ impl AccountActor {
             first_poll_reported: false,
             supervisor,
             last_poll: None,
+            credit_read_at: None,
             record: AccountRecord::default(),
             local_clock: system_local_clock(),
             summaries: BTreeMap::new(),
@@ -172,6 +175,7 @@ impl AccountActor {
             consecutive_failures: self.health.failed_polls,
             last_error: self.health.last_error.clone(),
             last_poll: self.last_poll,
+            credit: self.record.credit.last_credit,
             machines: self.summaries.values().cloned().collect(),
             instances: self.instance_summaries.values().cloned().collect(),
             api_requests: self
@@ -456,10 +460,15 @@ impl AccountActor {
         })
     }
 
-    /// Credit (every poll, when a rule needs it) and the daily digest (when due), committed
+    /// Credit (when [`AccountConfig::credit_due`]) and the daily digest (when due), committed
     /// with the account record.
     fn watch_money(&mut self, now: DateTime<Utc>) -> impl ActorFuture<Self, Output = ()> {
-        let credit_due = self.cfg.needs_credit();
+        // A clock that went back counts as "not read yet", so the cadence restarts from now.
+        let since_read = self.credit_read_at.and_then(|t| (now - t).to_std().ok());
+        let credit_due = self.cfg.credit_due(since_read);
+        if credit_due {
+            self.credit_read_at = Some(now);
+        }
         let digest_day = match (self.cfg.earnings_digest_at, self.cfg.watch.machines) {
             (Some(at), true) => money::digest_due(&self.record.digest, at, (self.local_clock)()),
             _ => None,
@@ -491,10 +500,14 @@ impl AccountActor {
                 },
                 false => None,
             };
-            if let (Some(credit), Some(threshold)) = (credit, threshold) {
-                let (next, evs) = money::observe_credit(&record.credit, credit, threshold, &account, now);
-                record.credit = next;
-                events.extend(evs);
+            match (credit, threshold) {
+                (Some(credit), Some(threshold)) => {
+                    let (next, evs) = money::observe_credit(&record.credit, credit, threshold, &account, now);
+                    record.credit = next;
+                    events.extend(evs);
+                }
+                (Some(credit), None) => record.credit = money::note_credit(&record.credit, credit),
+                (None, _) => {}
             }
             if let Some(day) = digest_day {
                 let (sday, eday) = money::earnings_window(day);
@@ -632,6 +645,7 @@ impl Handler<PollTick> for AccountActor {
                 panic!("injected fault: account actor {} killed", self.cfg.name);
             }
         }
+        let started = std::time::Instant::now();
         // Lines the API client logs while fetching carry the account.
         let span = tracing::debug_span!("poll", account = %self.cfg.name);
         let watch = self.cfg.watch;
@@ -682,7 +696,7 @@ impl Handler<PollTick> for AccountActor {
                 }
                 .into_actor(act)
             })
-            .then(|(machines, instances, now), act, _ctx| {
+            .then(move |(machines, instances, now), act, _ctx| {
                 let machine_error = match &machines {
                     MachineList::Pending(Some(Err(e))) => Some(e.clone()),
                     _ => None,
@@ -690,7 +704,7 @@ impl Handler<PollTick> for AccountActor {
                 let error = machine_error
                     .or_else(|| instances.as_ref().and_then(|r| r.as_ref().err()).cloned());
                 let health = act.health_after_poll(error.as_ref(), now);
-                act.record_poll(error.as_ref());
+                act.record_poll(error.as_ref(), started.elapsed());
                 let machine_rows = match machines {
                     MachineList::Pending(Some(Ok(rows))) => Some(rows),
                     _ => None,
@@ -758,6 +772,8 @@ pub struct AccountStatus {
     pub consecutive_failures: u32,
     pub last_error: Option<String>,
     pub last_poll: Option<DateTime<Utc>>,
+    /// The last credit read (USD), when the account reads it (renters, `credit_low_below`).
+    pub credit: Option<f64>,
     pub machines: Vec<Arc<MachineSummary>>,
     pub instances: Vec<Arc<InstanceSummary>>,
     pub api_requests: BTreeMap<&'static str, u64>,

@@ -493,7 +493,10 @@ impl Delivery {
                     Err(wait) => tokio::time::sleep(wait).await,
                 }
             }
-            match self.notifier.send(&events).await {
+            let sending = std::time::Instant::now();
+            let sent = self.notifier.send(&events).await;
+            self.metrics.observe_delivery(sending.elapsed());
+            match sent {
                 Ok(delivered) => {
                     self.metrics.record_sent(events.len());
                     if let Some(hint) = &delivered.rate {

@@ -23,6 +23,10 @@ pub struct Globals {
     pub state_dir: PathBuf,
     pub control_socket: PathBuf,
     pub http_listen: Option<SocketAddr>,
+    /// Serve the web dashboard and its JSON API on `http_listen` (SPEC §13).
+    pub dashboard: bool,
+    /// `http_basic_auth_file`: when set, everything on `http_listen` but `/health` needs it.
+    pub http_basic_auth: Option<BasicAuth>,
 }
 
 impl Default for Globals {
@@ -31,6 +35,33 @@ impl Default for Globals {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             http_listen: None,
+            dashboard: true,
+            http_basic_auth: None,
+        }
+    }
+}
+
+/// The one user and password of `http_basic_auth_file` (a `user:password` line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password: Secret,
+}
+
+impl BasicAuth {
+    /// Reads `user:password` (the file's text, surrounding whitespace already trimmed); the
+    /// error never repeats the text.
+    pub fn parse(text: &str) -> Result<BasicAuth, &'static str> {
+        match text.split_once(':') {
+            Some((user, password))
+                if !user.is_empty() && !password.is_empty() && !text.contains('\n') =>
+            {
+                Ok(BasicAuth {
+                    user: user.to_string(),
+                    password: Secret::new(password),
+                })
+            }
+            _ => Err("must hold one line user:password, both non-empty"),
         }
     }
 }
@@ -48,6 +79,10 @@ pub struct Watch {
     pub machines: bool,
     pub instances: bool,
 }
+
+/// How often an account that rents reads its credit for display (credit and runway in status
+/// and the dashboard) when no rule needs it on every poll.
+pub const CREDIT_SHOWN_EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// One Vast account (`[[account]]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +137,15 @@ impl AccountConfig {
     /// one cheap request). Every key that judges the credit belongs here.
     pub fn needs_credit(&self) -> bool {
         self.credit_low_below.is_some()
+    }
+
+    /// The one credit cadence rule: whether a poll reads the credit, given how long ago it was
+    /// last read (`None`: not yet). Every poll when a rule needs it ([`Self::needs_credit`]);
+    /// otherwise, on an account that watches instances (a renter), every
+    /// [`CREDIT_SHOWN_EVERY`] for status and the dashboard; never on a host-only account.
+    pub fn credit_due(&self, since_last_read: Option<Duration>) -> bool {
+        self.needs_credit()
+            || (self.watch.instances && since_last_read.is_none_or(|d| d >= CREDIT_SHOWN_EVERY))
     }
 }
 
@@ -306,5 +350,26 @@ impl TargetConfig {
             // Supervisor events have no account and go to every target that wants the kind.
             _ => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_cadence_follows_the_rules_and_the_role() {
+        let url = Url::parse("http://127.0.0.1:1/").unwrap();
+        let mut host = AccountConfig::with_defaults("h", "k", url);
+        let minute = Some(Duration::from_secs(60));
+        assert!(!host.credit_due(None), "a host-only account never reads it");
+        host.credit_low_below = Some(5.0);
+        assert!(host.credit_due(minute), "a credit rule reads it every poll");
+        let mut renter = host.clone();
+        renter.credit_low_below = None;
+        renter.watch.instances = true;
+        assert!(renter.credit_due(None));
+        assert!(!renter.credit_due(minute));
+        assert!(renter.credit_due(Some(CREDIT_SHOWN_EVERY)));
     }
 }

@@ -6,9 +6,7 @@
 //! the published snapshot, so neither idle nor following clients delay it.
 
 use super::protocol::{ControlRequest, PublishedStatus};
-use crate::actors::supervisor::{
-    NotifyTest, NotifyTestError, RefreshStatus, Reload, StatusDemand, Supervisor,
-};
+use crate::actors::supervisor::{NotifyTest, NotifyTestError, Reload, StatusDemand, Supervisor};
 use crate::store::StoreHandle;
 use actix::Addr;
 use serde_json::json;
@@ -42,11 +40,6 @@ pub struct ControlContext {
     /// Told of every `status` request (snapshots are rebuilt often only while in demand).
     pub demand: StatusDemand,
 }
-
-/// A snapshot older than this is refreshed before answering, if that is quick.
-const STALE_SNAPSHOT: Duration = Duration::from_secs(2);
-/// How long a `status` request waits for that refresh before answering from the old snapshot.
-const REFRESH_WAIT: Duration = Duration::from_millis(80);
 
 /// Creates the socket at `path` with its final mode 0660 (replacing a stale socket). It is bound
 /// inside a private directory (mode 0700), given its mode there and only then moved to `path`,
@@ -158,14 +151,7 @@ async fn handle(
     };
     match request {
         ControlRequest::Status => {
-            let stale = ctx
-                .demand
-                .last_request()
-                .is_none_or(|t| t.elapsed() > STALE_SNAPSHOT);
-            ctx.demand.asked();
-            if let (true, Some(sup)) = (stale, &ctx.supervisor) {
-                let _ = tokio::time::timeout(REFRESH_WAIT, sup.send(RefreshStatus)).await;
-            }
+            ctx.demand.asked_fresh(ctx.supervisor.as_ref()).await;
             // The snapshot is already JSON: wrap it without parsing it again.
             let snapshot = ctx.status.borrow().json.clone();
             bounded(async {

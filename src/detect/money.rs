@@ -85,6 +85,20 @@ pub fn observe_credit(
     (s, events)
 }
 
+/// Notes a credit read while no `credit_low_below` applies (renter accounts show their credit in
+/// status). Nothing can alert without a threshold, so the alert stays armed: a threshold added
+/// later alerts on the first low reading.
+pub fn note_credit(prev: &CreditState, credit: f64) -> CreditState {
+    if !credit.is_finite() {
+        return prev.clone();
+    }
+    CreditState {
+        armed: true,
+        last_credit: Some(quantize(credit)),
+        seq: prev.seq,
+    }
+}
+
 /// When the daily earnings digest of one account was last sent.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct DigestState {

@@ -3,10 +3,9 @@
 //! all (successfully or not) for [`STALLED_AFTER_INTERVALS`] of its poll intervals (its actor is
 //! gone or wedged); also while the state database refuses writes. No account is healthy.
 
-use super::{read, Metrics};
+use super::Metrics;
 use serde::Serialize;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// An account that has not finished a poll for this many of its intervals counts as down.
 pub const STALLED_AFTER_INTERVALS: u32 = 3;
@@ -51,22 +50,18 @@ impl Metrics {
 
     /// The health as of `now` (a stalled account is judged against it).
     pub fn health_at(&self, now: Instant) -> Health {
-        let accounts: Vec<AccountHealthLine> = read(&self.accounts)
+        let accounts: Vec<AccountHealthLine> = self
+            .shared
+            .accounts()
             .iter()
-            .map(|(name, a)| {
-                let every = Duration::from_millis(a.poll_interval_ms.load(Ordering::Relaxed));
-                let last = *a.last_poll.lock().unwrap_or_else(|p| p.into_inner());
-                AccountHealthLine {
-                    name: name.clone(),
-                    state: a.state(),
-                    stalled: !every.is_zero()
-                        && now.saturating_duration_since(last)
-                            > every.saturating_mul(STALLED_AFTER_INTERVALS),
-                }
+            .map(|(name, a)| AccountHealthLine {
+                name: name.clone(),
+                state: a.state(),
+                stalled: a.stalled_at(now, STALLED_AFTER_INTERVALS),
             })
             .collect();
         let all_down = !accounts.is_empty() && accounts.iter().all(AccountHealthLine::down);
-        let store_failing = self.state_failing.load(Ordering::Relaxed);
+        let store_failing = self.state_store_failing();
         Health {
             status: if all_down || store_failing {
                 "unhealthy"
@@ -83,6 +78,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn accounts_that_stopped_polling_are_down() {

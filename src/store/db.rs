@@ -76,7 +76,7 @@ pub struct QueuedEvent {
 }
 
 pub struct Store {
-    conn: Connection,
+    pub(super) conn: Connection,
     path: PathBuf,
     /// A repair lost the delivery positions of some targets: a target without one re-delivers
     /// the events younger than its `max_age` instead of starting at the end of the outbox.
@@ -96,6 +96,7 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(super::history::HISTORY_SCHEMA)?;
     let version: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
             r.get(0)
@@ -449,11 +450,14 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes events every target has passed, keeping the newest `keep` for `events`/status.
+    /// Deletes events every target and every history projection has passed, keeping the newest
+    /// `keep` for `events`/status.
     pub fn prune(&mut self, keep: usize) -> Result<usize, StoreError> {
-        let min_cursor: Option<i64> =
-            self.conn
-                .query_row("SELECT MIN(seq) FROM cursors", [], |r| r.get(0))?;
+        let min_cursor: Option<i64> = self.conn.query_row(
+            "SELECT MIN(seq) FROM (SELECT seq FROM cursors UNION ALL SELECT seq FROM projections)",
+            [],
+            |r| r.get(0),
+        )?;
         let max = self.max_seq()?;
         let limit = min_cursor.unwrap_or(max).min(max - keep as i64);
         Ok(self

@@ -9,13 +9,20 @@
 //!
 //! [`Store`] is the synchronous layer; [`StoreHandle`] runs it on a dedicated writer thread so
 //! SQLite never blocks the actor threads, and groups concurrent commits into one transaction.
+//! [`StoreReader`] answers the dashboard's queries on a read-only connection of its own; the
+//! history tables it reads (earnings per machine and day, ended rentals) are filled from rows a
+//! projection outside the store hands in (`history`).
 
 mod db;
 mod handle;
+mod history;
+mod reader;
 mod repair;
 
 pub use db::{Commit, LoadedStates, Quarantined, QueuedEvent, Store};
 pub use handle::{StoreHandle, StoreHealth, StoreOptions};
+pub use history::{EarningsDay, EarningsSource, HistoryRows, RentalRecord};
+pub use reader::{EarningsQuery, EventQuery, StoreReader};
 pub use repair::{LostRows, Repair, RepairAction};
 
 #[derive(Debug, thiserror::Error)]

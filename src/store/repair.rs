@@ -15,8 +15,18 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The tables copied by a rebuild, in this order.
-pub(super) const TABLES: &[&str] = &["meta", "subjects", "outbox", "cursors", "quarantine"];
+/// The tables copied by a rebuild, in this order: every table of the schema, the history the
+/// dashboard reads (earnings per day, ended rentals, the projection's position) included.
+pub(super) const TABLES: &[&str] = &[
+    "meta",
+    "subjects",
+    "outbox",
+    "cursors",
+    "quarantine",
+    "earnings_days",
+    "rental_history",
+    "projections",
+];
 
 /// How many problems of `quick_check` are kept for the report.
 const PROBLEMS_KEPT: usize = 10;
@@ -285,7 +295,7 @@ pub(super) fn rebuild_path(path: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::store::db::tests::ev;
     use crate::store::{Commit, RepairAction, Store};
     use chrono::Utc;
@@ -294,7 +304,7 @@ mod tests {
     use std::path::Path;
 
     /// A database with 300 subjects and 300 events (several pages each) and two cursors.
-    fn populated(path: &Path) {
+    pub(in crate::store) fn populated(path: &Path) {
         let mut s = Store::open(path).unwrap();
         let commits: Vec<Commit> = (0..300)
             .map(|i| Commit {
@@ -312,7 +322,7 @@ mod tests {
     }
 
     /// The pages of `name` (a table or an index), root first.
-    fn pages_of(path: &Path, name: &str) -> Vec<i64> {
+    pub(in crate::store) fn pages_of(path: &Path, name: &str) -> Vec<i64> {
         let conn = Connection::open(path).unwrap();
         let root: i64 = conn
             .query_row(
@@ -335,7 +345,7 @@ mod tests {
     }
 
     /// Overwrites page `page` of the database file with garbage.
-    fn corrupt(path: &Path, page: i64) {
+    pub(in crate::store) fn corrupt(path: &Path, page: i64) {
         let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
         f.seek(SeekFrom::Start((page as u64 - 1) * 4096)).unwrap();
         f.write_all(&[0xA5; 4096]).unwrap();
@@ -459,5 +469,66 @@ mod tests {
         assert!(repair.set_aside.as_ref().unwrap().exists());
         assert!(repair.tables.values().all(|t| t.unreadable.is_none()));
         assert_eq!(s.max_seq().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_rebuild_copies_every_table_of_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM sqlite_master
+                 WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .unwrap();
+        let tables: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut listed: Vec<String> = super::TABLES.iter().map(|t| t.to_string()).collect();
+        listed.sort();
+        assert_eq!(tables, listed);
+    }
+
+    #[test]
+    fn the_earnings_history_survives_a_rebuild() {
+        use crate::store::{EarningsDay, EarningsSource, HistoryRows};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        populated(&path);
+        let day = EarningsDay {
+            source: EarningsSource::Digest,
+            reference: "d1".into(),
+            account: "a".into(),
+            machine_id: 7,
+            day: "2026-01-02".parse().unwrap(),
+            gpu: 3.0,
+            storage: 0.5,
+            other: 0.25,
+        };
+        let rows = HistoryRows {
+            earnings: vec![day],
+            rentals: Vec::new(),
+        };
+        let mut s = Store::open(&path).unwrap();
+        s.record_history("earnings", 250, &rows).unwrap();
+        s.checkpoint().unwrap();
+        drop(s);
+        corrupt(&path, pages_of(&path, "subjects")[2]);
+        let mut s = Store::open(&path).unwrap();
+        let repair = s.take_repairs().pop().expect("a repair");
+        assert_eq!(repair.action, RepairAction::Rebuilt);
+        assert_eq!(repair.tables["earnings_days"].copied, 1, "{repair:?}");
+        assert_eq!(s.projection_position("earnings").unwrap(), 250);
+        let kept: f64 = s
+            .conn
+            .query_row("SELECT gpu + storage + other FROM earnings_days", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, 3.75);
     }
 }

@@ -172,9 +172,10 @@ impl AccountActor {
         }
     }
 
-    /// Counts one finished poll.
-    pub(super) fn record_poll(&mut self, error: Option<&VastError>) {
+    /// Counts one finished poll that took `took` to fetch the lists.
+    pub(super) fn record_poll(&mut self, error: Option<&VastError>, took: std::time::Duration) {
         self.ops.metrics.record_poll(error.map(VastError::reason));
+        self.ops.metrics.observe_poll_duration(took);
         self.ops.metrics.set_state(self.status_state());
     }
 

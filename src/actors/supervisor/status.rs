@@ -10,6 +10,12 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A snapshot older than this is refreshed before it is served, if that is quick.
+const STALE_SNAPSHOT: Duration = Duration::from_secs(2);
+/// How long a reader waits for that refresh before it is served the older snapshot.
+const REFRESH_WAIT: Duration = Duration::from_millis(80);
 
 impl Supervisor {
     /// Builds a status snapshot from what the actors last published and publishes it; resolves
@@ -144,6 +150,19 @@ impl StatusDemand {
 
     pub fn last_request(&self) -> Option<tokio::time::Instant> {
         self.times().requested
+    }
+
+    /// Notes a read of the snapshot (`status`, a dashboard page or API answer). When nobody read
+    /// it lately, so it is no longer rebuilt every second, first asks `supervisor` for a fresh
+    /// one, waiting at most [`REFRESH_WAIT`] before the reader is served the older snapshot.
+    pub async fn asked_fresh(&self, supervisor: Option<&Addr<Supervisor>>) {
+        let stale = self
+            .last_request()
+            .is_none_or(|t| t.elapsed() > STALE_SNAPSHOT);
+        self.asked();
+        if let (true, Some(sup)) = (stale, supervisor) {
+            let _ = tokio::time::timeout(REFRESH_WAIT, sup.send(RefreshStatus)).await;
+        }
     }
 
     fn published(&self) {

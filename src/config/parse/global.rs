@@ -1,11 +1,13 @@
-//! The main file's global settings (`state_dir`, `control_socket`, `http_listen`): their keys and
-//! what their values become. Must not accept them outside the main file (the caller decides).
+//! The main file's global settings (`state_dir`, `control_socket`, `http_listen`, `dashboard`,
+//! `http_basic_auth_file`): their keys and what their values become. Must not accept them outside
+//! the main file (the caller decides).
 
 use super::document::Entry;
 use super::keys::{key, Key};
 use super::parser::Parser;
+use super::values::set;
 use crate::config::files::{blocked_directory, socket_path_problem};
-use crate::config::model::Globals;
+use crate::config::model::{BasicAuth, Globals};
 use std::net::SocketAddr;
 use std::str::FromStr;
 
@@ -17,6 +19,8 @@ pub(super) const GLOBAL_KEYS: &[Key<GlobalRead>] = &[
     key("state_dir", state_dir),
     key("control_socket", control_socket),
     key("http_listen", http_listen),
+    key("dashboard", |p, e, globals| set(&mut globals.dashboard, p.bool(&e))),
+    key("http_basic_auth_file", http_basic_auth_file),
 ];
 
 fn state_dir(p: &mut Parser, entry: Entry, globals: &mut Globals) {
@@ -45,6 +49,19 @@ fn http_listen(p: &mut Parser, entry: Entry, globals: &mut Globals) {
                 entry.value_at,
                 "http_listen must be an address and port such as \"127.0.0.1:9477\"".into(),
             ),
+        }
+    }
+}
+
+fn http_basic_auth_file(p: &mut Parser, entry: Entry, globals: &mut Globals) {
+    let Some(text) = p.secret(&entry) else {
+        return;
+    };
+    match BasicAuth::parse(&text) {
+        Ok(auth) => globals.http_basic_auth = Some(auth),
+        Err(why) => {
+            let message = format!("{} {why}", p.secret_origin(&entry));
+            p.error(entry.value_at, message);
         }
     }
 }
