@@ -8,7 +8,8 @@ mod daemon;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn bin() -> &'static str {
@@ -63,19 +64,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn simulate_serves_the_demo_cloud() {
-    let mut child = Command::new(bin())
-        .args(["simulate", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = spawn_simulate();
     let mut url = None;
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
         if let Some(start) = line.find("http://127.0.0.1:") {
@@ -120,19 +109,7 @@ fn simulate_serves_the_demo_cloud() {
 /// Ctrl+C (SIGINT, through signal-hook like the daemon's signals) stops `simulate` cleanly.
 #[test]
 fn simulate_stops_on_ctrl_c() {
-    let mut child = Command::new(bin())
-        .args(["simulate", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = spawn_simulate();
     // Its handler is in place once it serves (the scenario's first step printed the keys).
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
         if line.starts_with("api_key") {
@@ -144,17 +121,8 @@ fn simulate_stops_on_ctrl_c() {
         .status()
         .unwrap();
     assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("simulate still runs 10 s after Ctrl+C");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    wait_bounded(&mut child, "simulate after Ctrl+C");
+    let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
 
@@ -168,15 +136,38 @@ fn run_bounded(args: &[&str], config: &std::path::Path) -> std::process::Output 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    wait_bounded(&mut child, &format!("{args:?}"));
+    child.wait_with_output().unwrap()
+}
+
+/// Waits until `child` has exited, failing the test (not hanging) when it runs longer than 10 s.
+fn wait_bounded(child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
     while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{args:?} still runs after 10 s");
+            panic!("{what} still runs after 10 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.wait_with_output().unwrap()
+}
+
+/// `vast-supervisor simulate` on a free port, its stdout lines sent to the receiver.
+fn spawn_simulate() -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(bin())
+        .args(["simulate", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
 }
 
 /// Issue 11 item 6: a main file that cannot be used stops `run` (exit 2, naming the file) as it
