@@ -132,7 +132,7 @@ pub enum Command {
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell to complete for
-        shell: crate::completions::Shell,
+        shell: clap_complete::Shell,
     },
 }
 

@@ -4,45 +4,13 @@
 //! open it themselves. Every write that belongs together happens in one transaction.
 
 use super::repair::{self, LostRows, Repair, RepairAction};
+use super::schema::{self, SCHEMA_VERSION};
 use super::StoreError;
 use crate::event::Event;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS subjects (
-    account TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (account, kind, id)
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    event TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cursors (
-    target TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS quarantine (
-    account TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    error TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-";
 
 /// One subject's state change plus the events it implies: committed together or not at all.
 #[derive(Debug, Clone)]
@@ -95,8 +63,9 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(super::history::HISTORY_SCHEMA)?;
+    for tables in schema::ALL {
+        conn.execute_batch(tables)?;
+    }
     let version: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
             r.get(0)

@@ -8,35 +8,6 @@ use super::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension};
 
-/// Created with the rest of the schema; additive, so version 1 databases gain them on open.
-pub(super) const HISTORY_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS earnings_days (
-    source TEXT NOT NULL,
-    ref TEXT NOT NULL,
-    account TEXT NOT NULL,
-    machine_id INTEGER NOT NULL,
-    day TEXT NOT NULL,
-    gpu REAL NOT NULL,
-    storage REAL NOT NULL,
-    other REAL NOT NULL,
-    PRIMARY KEY (source, ref, machine_id, day)
-);
-CREATE INDEX IF NOT EXISTS earnings_days_by_day ON earnings_days (day, account, machine_id);
-CREATE TABLE IF NOT EXISTS rental_history (
-    ref TEXT PRIMARY KEY,
-    account TEXT NOT NULL,
-    machine_id INTEGER NOT NULL,
-    rental_id TEXT NOT NULL,
-    gpu_type TEXT NOT NULL,
-    gpus INTEGER NOT NULL,
-    started TEXT NOT NULL,
-    ended TEXT NOT NULL,
-    earnings REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rental_history_by_machine ON rental_history (machine_id, ended);
-CREATE TABLE IF NOT EXISTS projections (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-";
-
 /// Where an amount of earnings comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EarningsSource {

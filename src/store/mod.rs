@@ -18,6 +18,7 @@ mod handle;
 mod history;
 mod reader;
 mod repair;
+mod schema;
 
 pub use db::{Commit, LoadedStates, Quarantined, QueuedEvent, Store};
 pub use handle::{StoreHandle, StoreHealth, StoreOptions};
