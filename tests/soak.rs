@@ -685,8 +685,22 @@ async fn soak(duration: Duration, seed: u64) -> Tally {
     };
     assert!(state_failing("commit_failed") <= tally.full_disk_windows);
     assert!(tally.full_disk_windows == 0 || state_failing("commit_failed") >= 1);
-    assert!(state_failing("corrupt") <= tally.corrupted_restarts);
-    assert!(tally.corrupted_restarts == 0 || state_failing("corrupt") >= 1);
+    assert!(
+        state_failing("corrupt") <= tally.corrupted_restarts,
+        "{} corrupted restarts, corrupt state_failing: {:#?}",
+        tally.corrupted_restarts,
+        events
+            .iter()
+            .filter(|d| d.kind == "state_failing")
+            .map(|d| (&d.target, &d.event))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        tally.corrupted_restarts == 0 || state_failing("corrupt") >= 1,
+        "{} corrupted restarts and no corrupt state_failing delivered (seed {seed:#x})\ndaemon log:\n{}",
+        tally.corrupted_restarts,
+        daemon.log_tail()
+    );
     let failing: Vec<&Delivery> = events
         .iter()
         .filter(|d| d.kind == "target_failing")

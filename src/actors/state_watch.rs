@@ -16,7 +16,7 @@
 use super::{queue_events, supervisor_event};
 use crate::event::{Event, EventKind};
 use crate::metrics::Metrics;
-use crate::store::{Repair, StoreHandle, StoreHealth};
+use crate::store::{Commit, Repair, RepairRecord, StoreHandle, StoreHealth, REPAIR_KIND};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::sync::Arc;
@@ -37,14 +37,10 @@ pub(crate) async fn watch_state(
     loop {
         let now: StoreHealth = health.borrow_and_update().clone();
         metrics.set_state_store(now.failed_commits, now.failing());
-        let repairs: Vec<Event> = now
-            .repairs
-            .iter()
-            .skip(repairs_reported)
-            .map(repaired_event)
-            .collect();
+        for repair in now.repairs.iter().skip(repairs_reported) {
+            announce_repair(&store, repair).await;
+        }
         repairs_reported = now.repairs.len();
-        queue_events(&store, "", repairs).await;
         match (now.failing_since, failing_reported) {
             (Some(since), false) => {
                 failing_reported = true;
@@ -82,8 +78,27 @@ fn failing_event(since: DateTime<Utc>, error: &str, failed_commits: u64) -> Even
     )
 }
 
+/// Queues the repair's event and marks the repair announced in one commit, so it is announced
+/// exactly once (a crash before the commit announces it again, by the same id).
+async fn announce_repair(store: &StoreHandle, repair: &Repair) {
+    let record = RepairRecord {
+        repair: repair.clone(),
+        announced: true,
+    };
+    let commit = Commit {
+        account: String::new(),
+        kind: REPAIR_KIND,
+        id: repair.key(),
+        state: serde_json::to_string(&record).ok(),
+        events: vec![repaired_event(repair)],
+    };
+    if let Err(e) = store.apply(vec![commit]).await {
+        tracing::error!(error = %e, "could not queue the repair's state_failing event");
+    }
+}
+
 fn repaired_event(repair: &Repair) -> Event {
-    supervisor_event(
+    let mut event = supervisor_event(
         EventKind::StateFailing,
         repair.at,
         "State database was damaged and repaired",
@@ -99,5 +114,7 @@ fn repaired_event(repair: &Repair) -> Event {
             "tables": repair.tables,
             "set_aside": repair.set_aside,
         }),
-    )
+    );
+    event.id = format!("supervisor:state_failing:repair:{}", repair.key());
+    event
 }

@@ -3,7 +3,7 @@
 //! Only [`super::StoreHandle`]'s writer thread uses this directly in the daemon; tests and tools may
 //! open it themselves. Every write that belongs together happens in one transaction.
 
-use super::repair::{self, LostRows, Repair, RepairAction};
+use super::repair::{self, LostRows, Repair, RepairAction, RepairRecord, REPAIR_KIND};
 use super::schema::{self, SCHEMA_VERSION};
 use super::StoreError;
 use crate::event::Event;
@@ -129,6 +129,11 @@ impl Store {
                 store.check_and_repair()?;
             }
         }
+        for earlier in store.unannounced_repairs()? {
+            if store.repairs.iter().all(|r| r.key() != earlier.key()) {
+                store.repairs.insert(0, earlier);
+            }
+        }
         Ok(store)
     }
 
@@ -161,7 +166,38 @@ impl Store {
         tracing::error!(path = %self.path.display(), action = repair.action.as_str(),
             "state database repaired: {}", repair.summary());
         self.cursors_lost |= repair.cursors_lost();
+        let record = RepairRecord {
+            repair: repair.clone(),
+            announced: false,
+        };
+        let written = serde_json::to_string(&record)
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                self.conn
+                    .execute(
+                        "INSERT OR IGNORE INTO subjects (account, kind, id, state, updated_at) VALUES ('', ?1, ?2, ?3, ?4)",
+                        params![REPAIR_KIND, repair.key(), json, Utc::now().to_rfc3339()],
+                    )
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "the repair could not be remembered in the database; it is announced from memory only");
+        }
         self.repairs.push(repair);
+    }
+
+    /// Repairs remembered in the database whose event was never queued (the daemon stopped in
+    /// between): announced again, by the same event id.
+    fn unannounced_repairs(&mut self) -> Result<Vec<Repair>, StoreError> {
+        let (records, _unreadable) = self.load_states("", REPAIR_KIND, |j| {
+            serde_json::from_str::<RepairRecord>(j).map_err(|e| e.to_string())
+        })?;
+        Ok(records
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| !r.announced)
+            .map(|r| r.repair)
+            .collect())
     }
 
     /// Copies every readable row into `state.db.rebuild`, sets the damaged file aside and puts

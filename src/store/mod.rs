@@ -24,7 +24,7 @@ pub use db::{Commit, LoadedStates, Quarantined, QueuedEvent, Store};
 pub use handle::{StoreHandle, StoreHealth, StoreOptions};
 pub use history::{EarningsDay, EarningsSource, HistoryRows, RentalRecord};
 pub use reader::{EarningsQuery, EventQuery, StoreReader};
-pub use repair::{LostRows, Repair, RepairAction};
+pub use repair::{LostRows, Repair, RepairAction, RepairRecord, REPAIR_KIND};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

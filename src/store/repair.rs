@@ -11,7 +11,7 @@ use super::StoreError;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,7 @@ pub(super) const TABLES: &[&str] = &[
 const PROBLEMS_KEPT: usize = 10;
 
 /// What was done about a damaged database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RepairAction {
     /// Only indexes were damaged: rebuilt from their tables, nothing lost.
@@ -51,7 +51,7 @@ impl RepairAction {
 }
 
 /// Rows of one table that a rebuild could not read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostRows {
     /// Rows copied.
     pub copied: u64,
@@ -66,8 +66,20 @@ impl LostRows {
     }
 }
 
+/// The subject kind a repair is remembered under in the repaired database, until its
+/// `state_failing` event is queued: a crash between the repair and that event cannot lose it.
+pub const REPAIR_KIND: &str = "repair";
+
+/// A repair as remembered in the database (see [`REPAIR_KIND`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepairRecord {
+    pub repair: Repair,
+    /// Its `state_failing` event is in the outbox.
+    pub announced: bool,
+}
+
 /// One repair of the state database.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Repair {
     pub at: DateTime<Utc>,
     /// The first problems `PRAGMA quick_check` reported.
@@ -80,6 +92,11 @@ pub struct Repair {
 }
 
 impl Repair {
+    /// Names this repair among others (its time, to the nanosecond).
+    pub fn key(&self) -> String {
+        self.at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    }
+
     /// Whether the delivery positions of some targets were lost.
     pub fn cursors_lost(&self) -> bool {
         self.tables.get("cursors").is_some_and(LostRows::lost_any)
@@ -296,6 +313,7 @@ pub(super) fn rebuild_path(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::{RepairRecord, REPAIR_KIND};
     use crate::store::db::tests::ev;
     use crate::store::{Commit, RepairAction, Store};
     use chrono::Utc;
@@ -368,6 +386,40 @@ pub(super) mod tests {
             .load_states("a", "machine", |j| Ok::<_, String>(j.to_string()))
             .unwrap();
         assert_eq!(states.len(), 300);
+    }
+
+    /// A daemon stopped between a repair and its event announces the repair at the next start
+    /// (same key, so the same event id), and never again once the event is queued.
+    #[test]
+    fn a_repair_is_announced_after_a_crash_and_only_until_its_event_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        populated(&path);
+        corrupt(&path, pages_of(&path, "sqlite_autoindex_subjects_1")[0]);
+        let repair = {
+            let mut s = Store::open(&path).unwrap();
+            let mut repairs = s.take_repairs();
+            assert_eq!(repairs.len(), 1, "{repairs:?}");
+            repairs.pop().unwrap()
+            // Dropped here without announcing it, as a kill would.
+        };
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.take_repairs(), vec![repair.clone()], "announced again");
+        let record = RepairRecord {
+            repair: repair.clone(),
+            announced: true,
+        };
+        let announced = Commit {
+            account: String::new(),
+            kind: REPAIR_KIND,
+            id: repair.key(),
+            state: Some(serde_json::to_string(&record).unwrap()),
+            events: vec![ev("repair-announced")],
+        };
+        s.apply(&[announced], Utc::now()).unwrap();
+        drop(s);
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.take_repairs(), vec![], "announced once");
     }
 
     #[test]
